@@ -38,8 +38,8 @@ export type Row = Record<string, unknown>;
 export interface Engine {
   /** Absolute database path, or `:memory:`. */
   readonly path: string;
-  /** Runs SQL that returns nothing of interest. */
-  run(sql: string, params?: Record<string, SqlParam>): Promise<void>;
+  /** Runs SQL and returns how many rows it changed (inserted, updated, deleted). */
+  run(sql: string, params?: Record<string, SqlParam>): Promise<number>;
   /** Runs a query and returns its rows as objects. */
   all<T extends Row = Row>(sql: string, params?: Record<string, SqlParam>): Promise<T[]>;
   /** Runs a query and returns its first row, if any. */
@@ -95,9 +95,10 @@ class DuckDbEngine implements Engine {
     this.#conn = conn;
   }
 
-  async run(sql: string, params?: Record<string, SqlParam>): Promise<void> {
+  async run(sql: string, params?: Record<string, SqlParam>): Promise<number> {
     try {
-      await this.#conn.run(sql, params as Record<string, never>);
+      const result = await this.#conn.run(sql, params as Record<string, never>);
+      return result.rowsChanged;
     } catch (e) {
       throw classifyDuckDbError(e, "Cannot run SQL");
     }

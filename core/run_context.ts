@@ -29,3 +29,50 @@ export interface RunContext {
   /** What started the run: `cli`, `cron`, `test`... */
   readonly trigger: string;
 }
+
+/**
+ * How the rows of one table moved through one stage. The stage checks that
+ * `rowsIn === passed + quarantined + duplicates` before it commits.
+ */
+export interface TableResult {
+  /** Layer: extract, bronze, silver, gold or output. */
+  layer: string;
+  /** Table (or source) name. */
+  table: string;
+  /** Rows that entered the stage. */
+  rowsIn: number;
+  /** Rows written onward. */
+  passed: number;
+  /** Rows sent to quarantine. */
+  quarantined: number;
+  /** Rows dropped as duplicates of a later version. */
+  duplicates: number;
+  /** Extra facts (files read, columns added, output path...). */
+  details?: Record<string, unknown>;
+}
+
+/** What one stage did in a run. */
+export interface StageResult {
+  /** Stage name. */
+  stage: string;
+  /** Wall time in milliseconds. */
+  durationMs: number;
+  /** One entry per table the stage touched. */
+  tables: TableResult[];
+  /** True when there was nothing to do. */
+  skipped?: boolean;
+}
+
+/** What a batch run did. */
+export interface RunSummary {
+  /** The run's id. */
+  runId: string;
+  /** `success` or `failed`. */
+  status: "success" | "failed";
+  /** Wall time in milliseconds. */
+  durationMs: number;
+  /** Each stage's result, in order. */
+  stages: StageResult[];
+  /** True when no source had a new file (nothing was rebuilt). */
+  noop: boolean;
+}

@@ -1,0 +1,160 @@
+/**
+ * The e-commerce example config as a string, so `sluice demo` (and a
+ * compiled binary) needs no file reads. Keep it identical to
+ * `examples/ecommerce/pipeline.yaml`; a test compares the two.
+ *
+ * @module
+ */
+
+/**
+ * Text of `examples/ecommerce/pipeline.yaml`.
+ *
+ * @example
+ * ```ts
+ * import { ECOMMERCE_PIPELINE_YAML } from "./pipeline_yaml.ts";
+ * await Deno.writeTextFile("./demo/pipeline.yaml", ECOMMERCE_PIPELINE_YAML);
+ * ```
+ */
+export const ECOMMERCE_PIPELINE_YAML: string =
+  `# Sluice example: an e-commerce shop's daily exports, cleaned and modelled.
+#
+# \`sluice demo\` writes landing files with \`generateDemoData\` and copies this
+# file next to them, so every relative path below resolves inside the demo
+# folder. Paths are relative to this file.
+#
+#   landing/customers/customers.csv   one export of the customer table
+#   landing/products/products.csv     the product catalogue
+#   landing/orders/orders_0001.csv    order batches; rows may repeat across files
+#
+# Layers: bronze = raw rows as text, silver = typed, cleaned and deduplicated,
+# gold = SQL models over silver, output = published Parquet.
+
+pipeline: ecommerce
+
+# Database, published tables and spill files live here.
+lake: ./lake
+
+engine:
+  threads: 2
+  memory_limit: 2GB
+
+sources:
+  customers:
+    format: csv
+    path: ./landing/customers
+    glob: "*.csv"
+  products:
+    format: csv
+    path: ./landing/products
+    glob: "*.csv"
+  orders:
+    format: csv
+    path: ./landing/orders
+    glob: "orders_*.csv"
+    # A re-sent batch with the same name is loaded again.
+    on_change: reingest
+
+silver:
+  customers:
+    from: customers
+    # Upsert by customer_id; the row with the latest updated_at wins.
+    key: [customer_id]
+    order_by: updated_at
+    mode: merge
+    columns:
+      customer_id: { type: BIGINT, nullable: false }
+      name: { type: VARCHAR }
+      # Emails arrive with stray spaces and capitals; empty means unknown.
+      email: { type: VARCHAR, expr: "nullif(lower(trim(email)), '')" }
+      # ISO-2 codes arrive as "de", "De", " DE ".
+      country: { type: VARCHAR, expr: "upper(trim(country))" }
+      signup_date: { type: DATE }
+      updated_at: { type: TIMESTAMP }
+
+  products:
+    from: products
+    # The catalogue is a full export: replace it every run.
+    mode: replace
+    columns:
+      product_id: { type: BIGINT, nullable: false }
+      name: { type: VARCHAR }
+      category: { type: VARCHAR }
+      unit_price: { type: "DECIMAL(12,2)" }
+
+  orders:
+    from: orders
+    # An order appears again when it is re-sent or updated (new status);
+    # keep the latest version of each order_id.
+    key: [order_id]
+    order_by: updated_at
+    mode: merge
+    columns:
+      order_id: { type: BIGINT, nullable: false }
+      customer_id: { type: BIGINT }
+      product_id: { type: BIGINT }
+      # "two" fails the cast and goes to quarantine.
+      quantity: { type: INTEGER }
+      unit_price: { type: "DECIMAL(12,2)" }
+      # "2024-13-45" and "not a date" fail the cast and go to quarantine.
+      order_ts: { type: TIMESTAMP }
+      country: { type: VARCHAR, expr: "upper(trim(country))" }
+      status: { type: VARCHAR, expr: "lower(trim(status))" }
+      updated_at: { type: TIMESTAMP }
+    rules:
+      # Negative quantities are returns booked wrongly upstream.
+      - name: positive_quantity
+        sql: quantity > 0
+
+gold:
+  daily_revenue_by_country:
+    description: Orders and revenue per day and shipping country.
+    sql: |
+      select
+        cast(order_ts as date) as date,
+        country,
+        count(*) as orders,
+        sum(quantity * unit_price) as revenue
+      from orders
+      group by all
+      order by date, country
+
+  customer_lifetime_value:
+    description: Orders, revenue and first/last order of every known customer.
+    sql: |
+      select
+        customer_id,
+        c.email,
+        c.country,
+        count(*) as orders,
+        sum(o.quantity * o.unit_price) as revenue,
+        min(o.order_ts) as first_order,
+        max(o.order_ts) as last_order
+      from orders o
+      join customers c using (customer_id)
+      group by all
+      order by revenue desc, customer_id
+
+  top_products:
+    description: The 100 products with the most revenue.
+    sql: |
+      select
+        product_id,
+        p.name,
+        p.category,
+        sum(o.quantity) as units,
+        sum(o.quantity * o.unit_price) as revenue,
+        rank() over (order by sum(o.quantity * o.unit_price) desc) as rank
+      from orders o
+      join products p using (product_id)
+      group by product_id, p.name, p.category
+      qualify rank <= 100
+      order by rank, product_id
+
+output:
+  tables:
+    # One folder per country: country=DE/, country=US/, ...
+    daily_revenue_by_country:
+      partition_by: [country]
+    customer_lifetime_value: {}
+    top_products: {}
+`;

@@ -1,0 +1,165 @@
+/**
+ * Log formats and sink setup. Library code only calls
+ * `getLogger(["sluice", ...])`; the CLI calls {@linkcode configureLogging}
+ * once. JSON lines carry `ts`, `level`, `logger`, `message`, then the
+ * record's fields (`run_id`, `pipeline`, `stage`, `rows`...).
+ *
+ * @module
+ */
+import { configure, type LogLevel, type LogRecord, reset, type Sink } from "@logtape/logtape";
+
+/** Options of the formatters. */
+export interface FormatOptions {
+  /** Secret values to replace with `***` wherever they appear. */
+  secrets?: readonly string[];
+}
+
+const LEVEL_NAMES: Record<LogLevel, string> = {
+  trace: "trace",
+  debug: "debug",
+  info: "info",
+  warning: "warn",
+  error: "error",
+  fatal: "fatal",
+};
+
+function renderMessage(record: LogRecord): string {
+  let out = "";
+  for (let i = 0; i < record.message.length; i++) {
+    const part = record.message[i];
+    out += i % 2 === 0 ? String(part) : typeof part === "string" ? part : safeJson(part);
+  }
+  return out;
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, jsonReplacer) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return Number(value);
+  if (value instanceof Error) return { name: value.name, message: value.message };
+  return value;
+}
+
+function redact(text: string, secrets: readonly string[] | undefined): string {
+  if (!secrets) return text;
+  for (const s of secrets) if (s.length > 0) text = text.replaceAll(s, "***");
+  return text;
+}
+
+/**
+ * Formats a record as one JSON object per line.
+ *
+ * @example
+ * ```ts
+ * import { formatJsonLine } from "./logging.ts";
+ * const line = formatJsonLine({
+ *   category: ["sluice", "silver"], level: "info", message: ["table built"],
+ *   rawMessage: "table built", timestamp: Date.UTC(2026, 0, 1),
+ *   properties: { run_id: "r1", rows: 10 },
+ * });
+ * // {"ts":"2026-01-01T00:00:00.000Z","level":"info","logger":"sluice.silver",...}
+ * ```
+ */
+export function formatJsonLine(record: LogRecord, options: FormatOptions = {}): string {
+  const obj: Record<string, unknown> = {
+    ts: new Date(record.timestamp).toISOString(),
+    level: LEVEL_NAMES[record.level],
+    logger: record.category.join("."),
+    message: renderMessage(record),
+  };
+  for (const [k, v] of Object.entries(record.properties)) {
+    if (!(k in obj)) obj[k] = v;
+  }
+  return redact(JSON.stringify(obj, jsonReplacer), options.secrets) + "\n";
+}
+
+/**
+ * Formats a record as readable text for a terminal:
+ * `12:00:01.123 INFO  silver  table built  rows=10 table=orders`.
+ *
+ * @example
+ * ```ts
+ * import { formatTextLine } from "./logging.ts";
+ * formatTextLine({
+ *   category: ["sluice", "silver"], level: "info", message: ["table built"],
+ *   rawMessage: "table built", timestamp: 0, properties: { rows: 10 },
+ * });
+ * ```
+ */
+export function formatTextLine(record: LogRecord, options: FormatOptions = {}): string {
+  const time = new Date(record.timestamp).toISOString().slice(11, 23);
+  const level = LEVEL_NAMES[record.level].toUpperCase().padEnd(5);
+  const logger = record.category.slice(1).join(".") || record.category.join(".");
+  const fields = Object.entries(record.properties)
+    .filter(([k]) => k !== "pipeline" && k !== "run_id")
+    .map(([k, v]) => `${k}=${typeof v === "string" ? v : safeJson(v)}`)
+    .join(" ");
+  const line = `${time} ${level} ${logger.padEnd(8)} ${renderMessage(record)}${
+    fields ? `  ${fields}` : ""
+  }`;
+  return redact(line, options.secrets) + "\n";
+}
+
+/** Options of {@linkcode configureLogging}. */
+export interface LoggingOptions extends FormatOptions {
+  /** `json`, `text`, or `auto` (text on a TTY, JSON otherwise). */
+  format?: "json" | "text" | "auto";
+  /** Lowest level written. Default `info`. */
+  level?: LogLevel;
+  /** Where lines go; default: synchronous writes to stderr. */
+  write?: (line: string) => void;
+}
+
+const encoder = new TextEncoder();
+
+function writeStderr(line: string): void {
+  const bytes = encoder.encode(line);
+  let off = 0;
+  while (off < bytes.length) off += Deno.stderr.writeSync(bytes.subarray(off));
+}
+
+/**
+ * Configures LogTape's sinks for the `sluice` category. Call once, from the
+ * CLI (or a test); library code never configures logging.
+ *
+ * @example
+ * ```ts
+ * import { configureLogging } from "./logging.ts";
+ * await configureLogging({ format: "json", level: "info" });
+ * ```
+ */
+export async function configureLogging(options: LoggingOptions = {}): Promise<void> {
+  const format = options.format === "auto" || options.format === undefined
+    ? (Deno.stderr.isTerminal() ? "text" : "json")
+    : options.format;
+  const write = options.write ?? writeStderr;
+  const formatter = format === "json" ? formatJsonLine : formatTextLine;
+  const sink: Sink = (record) => write(formatter(record, options));
+  await configure({
+    reset: true,
+    sinks: { main: sink },
+    loggers: [
+      { category: ["sluice"], lowestLevel: options.level ?? "info", sinks: ["main"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
+    ],
+  });
+}
+
+/**
+ * Removes the configured sinks (tests call it between cases).
+ *
+ * @example
+ * ```ts
+ * import { resetLogging } from "./logging.ts";
+ * await resetLogging();
+ * ```
+ */
+export async function resetLogging(): Promise<void> {
+  await reset();
+}

@@ -1,0 +1,56 @@
+/**
+ * The short human summary printed at the end of `sluice run` and `sluice demo`.
+ *
+ * @module
+ */
+import type { RunSummary } from "../core/run_context.ts";
+
+function n(x: number): string {
+  return x.toLocaleString("en-US");
+}
+
+/**
+ * Formats a run summary as a small text table: rows per layer and table,
+ * quarantined, duplicates, outputs written and durations.
+ *
+ * @example
+ * ```ts
+ * import { formatRunSummary } from "./summary.ts";
+ * console.log(formatRunSummary({ runId: "r1", status: "success", durationMs: 1200, stages: [], noop: true }));
+ * ```
+ */
+export function formatRunSummary(summary: RunSummary): string {
+  const lines: string[] = [];
+  lines.push(
+    `run ${summary.runId}: ${summary.status}${
+      summary.noop ? " (no new files, nothing to do)" : ""
+    } in ${(summary.durationMs / 1000).toFixed(2)}s`,
+  );
+  const header = ["layer", "table", "in", "passed", "quarantined", "duplicates", "seconds"];
+  const rows: string[][] = [];
+  for (const stage of summary.stages) {
+    for (const t of stage.tables) {
+      const files = t.details?.unit === "files";
+      rows.push([
+        t.layer,
+        t.table + (files ? " (files)" : ""),
+        n(t.rowsIn),
+        n(t.passed),
+        n(t.quarantined),
+        files ? `${n(t.duplicates)} unchanged` : n(t.duplicates),
+        "",
+      ]);
+    }
+    rows.push([stage.stage, "", "", "", "", "", (stage.durationMs / 1000).toFixed(2)]);
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) =>
+    r.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ").trimEnd();
+  lines.push(fmt(header));
+  for (const r of rows) lines.push(fmt(r));
+  const outputs = summary.stages.find((s) => s.stage === "output")?.tables ?? [];
+  for (const o of outputs) {
+    lines.push(`published ${o.table}: ${n(o.passed)} rows -> ${String(o.details?.path ?? "")}`);
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,99 @@
+/**
+ * File discovery and fingerprinting for extract: glob matching, stat, and a
+ * streamed SHA-256 of file contents.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { join, relative, sep } from "node:path";
+
+/** A file's identity: where it is, how big, when changed, what it holds. */
+export interface FileFingerprint {
+  /** Absolute path. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, ms since epoch. */
+  mtimeMs: number;
+  /** SHA-256 of the content, hex; empty until hashed. */
+  sha256: string;
+}
+
+/** Turns a glob (`*`, `?`, `**`, `[abc]`, `{a,b}`) into an anchored RegExp. */
+export function globToRegExp(glob: string): RegExp {
+  let re = "";
+  let i = 0;
+  let inGroup = false;
+  while (i < glob.length) {
+    const c = glob[i];
+    if (c === "*") {
+      if (glob[i + 1] === "*") {
+        const slash = glob[i + 2] === "/";
+        re += slash ? "(?:.*/)?" : ".*";
+        i += slash ? 3 : 2;
+        continue;
+      }
+      re += "[^/]*";
+    } else if (c === "?") re += "[^/]";
+    else if (c === "[") {
+      const end = glob.indexOf("]", i);
+      if (end < 0) re += "\\[";
+      else {
+        re += `[${glob.slice(i + 1, end).replace(/^!/, "^").replaceAll("\\", "\\\\")}]`;
+        i = end;
+      }
+    } else if (c === "{") {
+      inGroup = true;
+      re += "(?:";
+    } else if (c === "}" && inGroup) {
+      inGroup = false;
+      re += ")";
+    } else if (c === "," && inGroup) re += "|";
+    else re += c.replace(/[.+^$()|\\/]/g, "\\$&");
+    i++;
+  }
+  return new RegExp(`^${re}$`);
+}
+
+async function* walk(dir: string, recursive: boolean): AsyncGenerator<string> {
+  for await (const entry of Deno.readDir(dir)) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory && recursive) yield* walk(full, recursive);
+    else if (entry.isFile) yield full;
+  }
+}
+
+/**
+ * Lists the files under `dir` whose path relative to `dir` matches `glob`,
+ * sorted by path. Hidden files (starting with `.`) are skipped.
+ */
+export async function listFiles(dir: string, glob: string): Promise<string[]> {
+  const re = globToRegExp(glob);
+  const recursive = glob.includes("/") || glob.includes("**");
+  const out: string[] = [];
+  for await (const file of walk(dir, recursive)) {
+    const rel = relative(dir, file).split(sep).join("/");
+    if (rel.split("/").some((p) => p.startsWith("."))) continue;
+    if (re.test(rel)) out.push(file);
+  }
+  return out.sort();
+}
+
+/** Stats a file (size and mtime) without hashing it. */
+export async function statFile(path: string): Promise<FileFingerprint> {
+  const info = await Deno.stat(path);
+  return { path, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, sha256: "" };
+}
+
+/** Streams a file through SHA-256 and returns the hex digest. */
+export async function hashFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(1 << 20);
+  while (true) {
+    const n = await file.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
+}

@@ -1,0 +1,353 @@
+/**
+ * Silver: types, normalises, validates and deduplicates the bronze rows of a
+ * source in one pass, into a staged temp table; then, in one transaction,
+ * appends bad rows to `silver.<table>__quarantine` (with the reason naming
+ * the column and value or the rule), writes good rows by the table's mode
+ * (replace, append, merge, scd2), records which bronze runs it consumed, and
+ * checks that rows in = passed + quarantined + duplicates.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import type { SilverColumnConfig, SilverTableConfig } from "../core/config_schema.ts";
+import type { Engine } from "../core/engine.ts";
+import { ConservationError } from "../core/errors.ts";
+import { ident, identList, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
+import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
+
+/** Columns of every quarantine table (the shared dead-letter schema). */
+export const QUARANTINE_COLUMNS: readonly string[] = [
+  "_run_id",
+  "_table",
+  "_reason_code",
+  "_reason",
+  "_payload",
+  "_source_file",
+  "_source_row",
+  "_quarantined_at",
+];
+
+/** Extra columns of an scd2 table. */
+export const SCD2_COLUMNS: readonly string[] = ["valid_from", "valid_to", "is_current"];
+
+/**
+ * Creates the quarantine table of a silver table if missing.
+ *
+ * @example
+ * ```ts ignore
+ * await ensureQuarantine(ctx.db, "orders");
+ * ```
+ */
+export async function ensureQuarantine(db: Engine, table: string): Promise<void> {
+  await db.run(`CREATE TABLE IF NOT EXISTS ${qualified("silver", `${table}__quarantine`)} (
+    _run_id VARCHAR, _table VARCHAR, _reason_code VARCHAR, _reason VARCHAR, _payload JSON,
+    _source_file VARCHAR, _source_row BIGINT, _quarantined_at TIMESTAMPTZ)`);
+}
+
+async function ensureProgress(db: Engine): Promise<void> {
+  await db.run(`CREATE SCHEMA IF NOT EXISTS _sluice`);
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.silver_progress (
+    table_name VARCHAR, bronze_run_id VARCHAR, run_id VARCHAR, processed_at TIMESTAMPTZ)`);
+}
+
+/** The SQL expression of a column's value before its cast. */
+function rawExpr(name: string, col: SilverColumnConfig): string {
+  if (col.expr) return `TRY(${col.expr})`;
+  return `src.${rawIdent(col.from ?? name)}`;
+}
+
+/** The SQL expression of a column's typed value. */
+function typedExpr(raw: string, col: SilverColumnConfig): string {
+  const type = sqlType(col.type);
+  if (col.format && /^(DATE|TIMESTAMP)/.test(type)) {
+    return `TRY_CAST(TRY_STRPTIME(CAST(${raw} AS VARCHAR), ${literal(col.format)}) AS ${type})`;
+  }
+  return `TRY_CAST(${raw} AS ${type})`;
+}
+
+/** Builds the one-pass staging query for a silver table. */
+export function silverStageSql(
+  table: SilverTableConfig,
+  options: { bronzeColumns: string[]; where: string },
+): string {
+  const cols = Object.entries(table.columns);
+  const rawCols = cols.map(([c, col], i) => `${rawExpr(c, col)} AS "__raw${i}"`);
+  const typedCols = cols.map(([c, col], i) => `${typedExpr(`"__raw${i}"`, col)} AS ${ident(c)}`);
+  const checks: { code: string; cond: string; message: string }[] = [];
+  cols.forEach(([c, col], i) => {
+    checks.push({
+      code: "cast_failed",
+      cond: `"__raw${i}" IS NOT NULL AND ${ident(c)} IS NULL`,
+      message:
+        `${literal(`column "${c}": cannot cast `)} || left(CAST("__raw${i}" AS VARCHAR), 200)` +
+        ` || ${literal(` to ${sqlType(col.type)}`)}`,
+    });
+    if (!col.nullable) {
+      checks.push({
+        code: "null_violation",
+        cond: `"__raw${i}" IS NULL`,
+        message: literal(`column "${c}": is null but declared nullable: false`),
+      });
+    }
+  });
+  for (const rule of table.rules) {
+    checks.push({
+      code: "rule_failed",
+      cond: `(${rule.sql}) = false`,
+      message: literal(`rule "${rule.name}" failed`),
+    });
+  }
+  const caseOf = (f: (c: (typeof checks)[number]) => string) =>
+    checks.map((c) => `CASE WHEN ${c.cond} THEN ${f(c)} END`);
+  const reason = checks.length
+    ? `NULLIF(concat_ws('; ', ${caseOf((c) => c.message).join(", ")}), '')`
+    : "NULL::VARCHAR";
+  const code = checks.length
+    ? `coalesce(${caseOf((c) => literal(c.code)).join(", ")})`
+    : "NULL::VARCHAR";
+  const payloadCols = options.bronzeColumns.map((c) => `${literal(c)}, src.${rawIdent(c)}`);
+  const payload = payloadCols.length ? `json_object(${payloadCols.join(", ")})` : "NULL::JSON";
+  const key = table.key ?? [];
+  const order = [
+    ...(table.order_by ? [`${ident(table.order_by)} DESC NULLS LAST`] : []),
+    "_source_file DESC",
+    "_source_row DESC",
+  ].join(", ");
+  const rank = key.length
+    ? `row_number() OVER (PARTITION BY (_reason IS NULL), ${identList(key)} ORDER BY ${order})`
+    : "1";
+  const names = cols.map(([c]) => ident(c)).join(", ");
+  return `WITH typed AS (
+      SELECT ${
+    rawCols.join(", ")
+  }, src._source_file, src._source_row, src._run_id AS _bronze_run_id,
+        ${payload} AS _bronze_payload
+      FROM bronze.${ident(table.from)} AS src WHERE ${options.where}
+    ), casted AS (
+      SELECT *, ${typedCols.join(", ")} FROM typed
+    ), checked AS (
+      SELECT ${names}, _source_file, _source_row, _bronze_run_id,
+        ${reason} AS _reason, ${code} AS _reason_code,
+        CASE WHEN _reason IS NOT NULL THEN _bronze_payload END AS _payload
+      FROM casted
+    )
+    SELECT *, ${rank} AS _rn FROM checked`;
+}
+
+interface Counts extends Record<string, unknown> {
+  total: number;
+  quarantined: number;
+  passed: number;
+  duplicates: number;
+}
+
+/**
+ * Builds every silver table (or those named in `tables`).
+ *
+ * @example
+ * ```ts ignore
+ * const result = await silver(ctx);
+ * ```
+ */
+export async function silver(
+  ctx: RunContext,
+  options: { tables?: string[] } = {},
+): Promise<StageResult> {
+  const started = performance.now();
+  await ensureProgress(ctx.db);
+  const result: StageResult = { stage: "silver", durationMs: 0, tables: [] };
+  for (const [name, table] of Object.entries(ctx.config.silver)) {
+    if (options.tables && !options.tables.includes(name)) continue;
+    const tr = await buildSilverTable(ctx, name, table);
+    if (tr) result.tables.push(tr);
+  }
+  result.durationMs = performance.now() - started;
+  result.skipped = result.tables.length === 0;
+  return result;
+}
+
+async function buildSilverTable(
+  ctx: RunContext,
+  name: string,
+  table: SilverTableConfig,
+): Promise<TableResult | undefined> {
+  const log = getLogger(["sluice", "silver"]).with({
+    run_id: ctx.runId,
+    pipeline: ctx.config.pipeline,
+    stage: "silver",
+    table: name,
+  });
+  const db = ctx.db;
+  const bronzeCols = await db.all<{ column_name: string } & Record<string, unknown>>(
+    `SELECT column_name FROM duckdb_columns() WHERE schema_name = 'bronze' AND table_name = $t
+     ORDER BY column_index`,
+    { t: table.from },
+  );
+  if (bronzeCols.length === 0) {
+    log.warn("bronze table does not exist yet, nothing to build", {
+      event: "table_skipped",
+      source: table.from,
+    });
+    return undefined;
+  }
+  const unprocessed =
+    `src._run_id NOT IN (SELECT bronze_run_id FROM _sluice.silver_progress WHERE table_name = ${
+      literal(name)
+    })`;
+  const pending = table.mode === "replace" ? "TRUE" : unprocessed;
+  const bronzeRuns = await db.all<{ r: string } & Record<string, unknown>>(
+    `SELECT DISTINCT _run_id AS r FROM bronze.${ident(table.from)} AS src WHERE ${unprocessed}`,
+  );
+  const target = qualified("silver", name);
+  const exists = (await db.one(
+    `SELECT 1 AS x FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t`,
+    { t: name },
+  )) !== undefined;
+  if (bronzeRuns.length === 0 && exists) {
+    log.info("no new bronze rows", { event: "table_unchanged" });
+    return undefined;
+  }
+  const stage = ident(`_stage_${name}`);
+  const sql = silverStageSql(table, {
+    bronzeColumns: bronzeCols.map((c) => c.column_name).filter((c) => !c.startsWith("_")),
+    where: pending,
+  });
+  const tr: TableResult = {
+    layer: "silver",
+    table: name,
+    rowsIn: 0,
+    passed: 0,
+    quarantined: 0,
+    duplicates: 0,
+    details: { mode: table.mode },
+  };
+  const now = ctx.clock.now().toISOString();
+  await db.transaction(async () => {
+    await db.run(`CREATE OR REPLACE TEMP TABLE ${stage} AS ${sql}`);
+    const counts = (await db.one<Counts>(
+      `SELECT count(*) AS total,
+        count(*) FILTER (WHERE _reason IS NOT NULL) AS quarantined,
+        count(*) FILTER (WHERE _reason IS NULL AND _rn = 1) AS passed,
+        count(*) FILTER (WHERE _reason IS NULL AND _rn > 1) AS duplicates
+       FROM ${stage}`,
+    ))!;
+    const inRow = await db.one<{ n: number }>(
+      `SELECT count(*) AS n FROM bronze.${ident(table.from)} AS src WHERE ${pending}`,
+    );
+    tr.rowsIn = inRow?.n ?? 0;
+    await ensureQuarantine(db, name);
+    const quarantined = await db.run(
+      `INSERT INTO ${qualified("silver", `${name}__quarantine`)}
+       SELECT ${literal(ctx.runId)}, ${literal(name)}, _reason_code, _reason, _payload,
+         _source_file, _source_row, ${literal(now)}::TIMESTAMPTZ
+       FROM ${stage} WHERE _reason IS NOT NULL`,
+    );
+    const written = await writeGoodRows(ctx, name, table, stage, exists, now);
+    tr.passed = written.written;
+    tr.duplicates = counts.duplicates + written.stale;
+    tr.quarantined = quarantined;
+    tr.details = { ...tr.details, ...written.details };
+    for (const r of bronzeRuns) {
+      await db.run(`INSERT INTO _sluice.silver_progress VALUES ($t, $b, $r, $at::TIMESTAMPTZ)`, {
+        t: name,
+        b: r.r,
+        r: ctx.runId,
+        at: now,
+      });
+    }
+    const sums = tr.passed + tr.quarantined + tr.duplicates;
+    if (
+      counts.total !== tr.rowsIn || quarantined !== counts.quarantined ||
+      written.written + written.stale !== counts.passed || sums !== tr.rowsIn
+    ) {
+      throw new ConservationError(
+        `Rows do not add up in silver "${name}": ${tr.rowsIn} in, ${tr.passed} passed + ` +
+          `${tr.quarantined} quarantined + ${tr.duplicates} duplicates = ${sums} ` +
+          `(staged ${counts.total}, staged good ${counts.passed})`,
+        { context: { table: name, ...counts } },
+      );
+    }
+    await db.run(`DROP TABLE ${stage}`);
+  });
+  await db.checkpoint();
+  log.info("table built", {
+    event: "table_built",
+    layer: "silver",
+    rows_in: tr.rowsIn,
+    passed: tr.passed,
+    quarantined: tr.quarantined,
+    duplicates: tr.duplicates,
+    mode: table.mode,
+  });
+  return tr;
+}
+
+async function writeGoodRows(
+  ctx: RunContext,
+  name: string,
+  table: SilverTableConfig,
+  stage: string,
+  exists: boolean,
+  now: string,
+): Promise<{ written: number; stale: number; details: Record<string, unknown> }> {
+  const db = ctx.db;
+  const target = qualified("silver", name);
+  const columns = Object.keys(table.columns);
+  const cols = identList(columns);
+  const good = `SELECT ${cols} FROM ${stage} WHERE _reason IS NULL AND _rn = 1`;
+  const candidates = (await db.one<{ n: number }>(
+    `SELECT count(*) AS n FROM ${stage} WHERE _reason IS NULL AND _rn = 1`,
+  ))?.n ?? 0;
+  if (table.mode === "replace") {
+    await db.run(`CREATE OR REPLACE TABLE ${target} AS ${good}`);
+    const n = (await db.one<{ n: number }>(`SELECT count(*) AS n FROM ${target}`))?.n ?? 0;
+    return { written: n, stale: 0, details: {} };
+  }
+  if (table.mode === "append") {
+    if (!exists) await db.run(`CREATE TABLE ${target} AS ${good} LIMIT 0`);
+    const n = await db.run(`INSERT INTO ${target} BY NAME ${good}`);
+    return { written: n, stale: 0, details: {} };
+  }
+  const key = table.key!;
+  const on = key.map((k) => `t.${ident(k)} = s.${ident(k)}`).join(" AND ");
+  if (table.mode === "merge") {
+    if (!exists) await db.run(`CREATE TABLE ${target} AS ${good} LIMIT 0`);
+    const newer = table.order_by
+      ? ` AND (t.${ident(table.order_by)} IS NULL OR s.${ident(table.order_by)} >= t.${
+        ident(table.order_by)
+      })`
+      : "";
+    const set = columns.filter((c) => !key.includes(c)).map((c) => `${ident(c)} = s.${ident(c)}`);
+    const n = await db.run(
+      `MERGE INTO ${target} AS t USING (${good}) AS s ON (${on})
+       ${set.length ? `WHEN MATCHED${newer} THEN UPDATE SET ${set.join(", ")}` : ""}
+       WHEN NOT MATCHED THEN INSERT BY NAME`,
+    );
+    return { written: n, stale: candidates - n, details: { stale: candidates - n } };
+  }
+  // scd2: close the current version of changed keys, insert new versions.
+  if (!exists) {
+    await db.run(
+      `CREATE TABLE ${target} AS SELECT ${cols}, NULL::TIMESTAMPTZ AS valid_from,
+        NULL::TIMESTAMPTZ AS valid_to, NULL::BOOLEAN AS is_current FROM ${stage} LIMIT 0`,
+    );
+  }
+  const attrs = columns.filter((c) => !key.includes(c));
+  const changed = attrs.length
+    ? attrs.map((c) => `t.${ident(c)} IS DISTINCT FROM s.${ident(c)}`).join(" OR ")
+    : "FALSE";
+  const ts = `${literal(now)}::TIMESTAMPTZ`;
+  const closed = await db.run(
+    `UPDATE ${target} AS t SET valid_to = ${ts}, is_current = false FROM (${good}) AS s
+     WHERE ${on} AND t.is_current AND (${changed})`,
+  );
+  const inserted = await db.run(
+    `INSERT INTO ${target} SELECT s.*, ${ts}, NULL, true FROM (${good}) AS s
+     WHERE NOT EXISTS (SELECT 1 FROM ${target} AS t WHERE ${on} AND t.is_current)`,
+  );
+  return {
+    written: inserted,
+    stale: candidates - inserted,
+    details: { versions_closed: closed, unchanged: candidates - inserted },
+  };
+}
