@@ -6,8 +6,10 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import {
+  ConfigError,
   configureLogging,
   EXIT,
+  formatConfigProblem,
   formatRunSummary,
   generateDemoData,
   initProject,
@@ -106,7 +108,7 @@ function buildProgram(): Command {
     .requiredOption("-c, --config <file>", "pipeline.yaml")
     .action(async (opts: { config: string }) => {
       const config = await loadConfig(opts.config);
-      await validatePipeline(config);
+      await validatePipeline(config, { locate: config.locate });
       out("ok");
     });
 
@@ -169,6 +171,10 @@ async function main(args: string[]): Promise<number> {
         return EXIT.ok;
       }
       return EXIT.usage;
+    }
+    if (e instanceof ConfigError) {
+      for (const p of e.problems) console.error(formatConfigProblem(p));
+      return e.exitCode;
     }
     if (e instanceof SluiceError) {
       console.error(`sluice: ${e.message}`);

@@ -29,8 +29,6 @@ import { levenshtein } from "./_levenshtein.ts";
 import { type PipelineConfig, type PipelineInput, PipelineSchema } from "./config_schema.ts";
 import { ConfigError, type ConfigProblem, SluiceError } from "./errors.ts";
 
-export type { PipelineConfig } from "./config_schema.ts";
-
 /** Options of {@linkcode loadConfig} and {@linkcode parseConfig}. */
 export interface LoadConfigOptions {
   /**
@@ -165,7 +163,13 @@ export function parseConfig(
     problems.sort((a, b) => a.line - b.line || a.col - b.col);
     throw new ConfigError(problems, { context: { file } });
   }
-  return resolveConfig(input, absFile, dir, reader.secrets);
+  const config = resolveConfig(input, absFile, dir, reader.secrets);
+  // Positions for later checks (validate binds SQL and reports line:col).
+  Object.defineProperty(config, "locate", {
+    value: (path: string) => reader.locate(path.split(".")),
+    enumerable: false,
+  });
+  return config;
 }
 
 /**
@@ -259,6 +263,11 @@ function hint(word: string, candidates: readonly string[], label = "valid"): str
   const guess = closest(word, candidates);
   if (guess !== undefined) return ` (did you mean "${guess}"?)`;
   return candidates.length > 0 ? ` (${label}: ${quoted(candidates)})` : "";
+}
+
+/** Offset where a parsed YAML node starts, if it has a range. */
+function startOf(node: unknown): number | undefined {
+  return (node as { range?: readonly number[] } | null | undefined)?.range?.[0];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -400,7 +409,9 @@ class TreeReader {
       this.#locs.set(pathKey(path), here);
       return value;
     }
-    const start = (node as { range?: [number, number, number] }).range?.[0] ?? at.value;
+    // An empty value (`key:`) is placed at its key rather than after the colon.
+    const empty = isScalar(node) && node.value === null && !node.source;
+    const start = empty ? at.value : startOf(node) ?? at.value;
     const loc: Loc = { ...at, value: start };
     this.#locs.set(pathKey(path), loc);
     if (isScalar(node)) return this.#scalar(node, path, loc);
@@ -408,32 +419,20 @@ class TreeReader {
       const obj: Record<string, unknown> = {};
       for (const pair of node.items) {
         const keyNode = pair.key;
-        const keyStart = (keyNode as { range?: [number, number, number] } | null)?.range?.[0] ??
-          start;
+        const keyStart = startOf(keyNode) ?? start;
         if (!isScalar(keyNode) || keyNode.value === null || typeof keyNode.value === "object") {
           this.#add(keyStart, path, "keys must be plain names");
           continue;
         }
         const key = String(keyNode.value);
-        const valueNode = pair.value;
-        let valueStart = keyStart;
-        if (
-          valueNode && !(isScalar(valueNode) && valueNode.value === null && !valueNode.source)
-        ) {
-          valueStart = (valueNode as { range?: [number, number, number] }).range?.[0] ?? keyStart;
-        }
-        setKey(
-          obj,
-          key,
-          this.read(valueNode, [...path, key], { key: keyStart, value: valueStart }),
-        );
+        const at = { key: keyStart, value: keyStart };
+        setKey(obj, key, this.read(pair.value, [...path, key], at));
       }
       return obj;
     }
     if (isSeq(node)) {
       return node.items.map((item, i) => {
-        const itemStart = (item as { range?: [number, number, number] } | null)?.range?.[0] ??
-          start;
+        const itemStart = startOf(item) ?? start;
         if (isPair(item)) {
           // `[a: 1]` is a one-entry mapping inside a flow list.
           const key = isScalar(item.key) ? String(item.key.value) : "";
@@ -665,7 +664,9 @@ class TreeReader {
         } else if (issue.expected === "boolean") {
           extra = " (write true or false without quotes)";
         } else if (issue.expected === "array" && typeof value === "string") {
-          extra = secret ? " (write a list: [a, b])" : ` (write a list: [${value}])`;
+          extra = secret
+            ? " (write a list: [a, b])"
+            : ` (write a list: [${redactSecrets(value, this.secrets)}])`;
         } else if (issue.expected === "string" && typeof value !== "object") {
           extra = " (put it in quotes)";
         } else if (issue.expected === "object" && value === null) {
@@ -697,9 +698,7 @@ class TreeReader {
         const max = Number(issue.maximum);
         const or = issue.inclusive === false ? "less than" : "at most";
         if (issue.origin === "string") {
-          const length = typeof value === "string" ? `, got ${value.length}` : "";
-          return `must be ${or} ${max} character${max === 1 ? "" : "s"} long${length}` +
-            (secret ? "" : ` (${got})`);
+          return `must be ${or} ${max} character${max === 1 ? "" : "s"} long, got ${got}`;
         }
         if (issue.origin === "array" || issue.origin === "set") {
           return `must list ${or} ${max} items`;
@@ -835,6 +834,11 @@ class TreeReader {
       }
     }
     return problems;
+  }
+
+  /** 1-based line and column of the value at a dotted path (or its nearest ancestor). */
+  locate(path: readonly PropertyKey[]): { line: number; col: number } {
+    return this.lineCounter.linePos(this.#offsetOf(path));
   }
 
   /** Offset of the value at `path`, or of its nearest ancestor that exists. */

@@ -176,4 +176,6 @@ export interface PipelineConfig extends Omit<PipelineInput, "engine" | "output">
   secrets: string[];
   /** SHA-256 of the resolved config with secrets replaced, hex. */
   hash: string;
+  /** Line and column of a dotted key path in the file (set by the loader, not enumerable). */
+  locate?: (path: string) => { line: number; col: number };
 }

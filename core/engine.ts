@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { EngineError, errorMessage, LockHeldError, SandboxError } from "./errors.ts";
 import { ident, literal, literalList } from "./quote.ts";
 

@@ -15,7 +15,15 @@ import type { Engine } from "../core/engine.ts";
 import { UsageError } from "../core/errors.ts";
 import { literal, literalList } from "../core/quote.ts";
 
-/** Options of {@linkcode generateDemoData}. */
+/**
+ * Options of {@linkcode generateDemoData}.
+ *
+ * @example
+ * ```ts
+ * import type { GenerateOptions } from "./generate.ts";
+ * const options: GenerateOptions = { scale: 1_000_000, seed: 42, files: 50 };
+ * ```
+ */
 export interface GenerateOptions {
   /** Number of order rows, duplicates included (1000 .. 10000000). Default 10000. */
   scale?: number;
@@ -25,7 +33,15 @@ export interface GenerateOptions {
   files?: number;
 }
 
-/** What {@linkcode generateDemoData} wrote. */
+/**
+ * What {@linkcode generateDemoData} wrote.
+ *
+ * @example
+ * ```ts
+ * import { generateDemoData } from "./generate.ts";
+ * const { orders, customers, products, files } = await generateDemoData("./demo");
+ * ```
+ */
 export interface GenerateSummary {
   /** Order rows written, duplicates included. */
   orders: number;
@@ -39,11 +55,35 @@ export interface GenerateSummary {
   outDir: string;
 }
 
-/** Smallest accepted `scale`. */
+/**
+ * Smallest accepted `scale`.
+ *
+ * @example
+ * ```ts
+ * import { MAX_SCALE, MIN_SCALE } from "./generate.ts";
+ * const ok = (n: number) => n >= MIN_SCALE && n <= MAX_SCALE;
+ * ```
+ */
 export const MIN_SCALE = 1_000;
-/** Largest accepted `scale`. */
+/**
+ * Largest accepted `scale`.
+ *
+ * @example
+ * ```ts
+ * import { MAX_SCALE } from "./generate.ts";
+ * console.log(`--scale at most ${MAX_SCALE}`);
+ * ```
+ */
 export const MAX_SCALE = 10_000_000;
-/** Largest accepted number of order files. */
+/**
+ * Largest accepted number of order files (also at most `scale / 100`).
+ *
+ * @example
+ * ```ts
+ * import { MAX_FILES } from "./generate.ts";
+ * console.log(`--files at most ${MAX_FILES}`);
+ * ```
+ */
 export const MAX_FILES = 1_000;
 
 /** Orders are spread over these 91 days, ending 2026-06-30 23:59:59. */
@@ -220,28 +260,37 @@ interface OrderPlan {
 }
 
 /**
+ * Creates `dup_plan`: for each duplicate row `j`, the order it repeats and
+ * the file it is sent with (the original's file or one of the next two).
+ */
+function dupPlanSql(plan: OrderPlan): string {
+  const B = literal(plan.base);
+  const F = literal(plan.files);
+  return `
+    CREATE TEMP TABLE dup_plan AS
+    SELECT orig, j + 1 AS dup_seq,
+      least(${F} - 1, orig * ${F} // ${B} + CAST(h(j, 'dup_file') % 3 AS BIGINT)) AS file
+    FROM (SELECT j, CAST(h(j, 'dup_of') % ${B} AS BIGINT) AS orig
+          FROM range(${literal(plan.dups)}) t(j))`;
+}
+
+/**
  * SELECT of the order rows of file `k`: the distinct orders whose index falls
  * in the file's slice of time, plus the duplicates that were sent with it.
  */
 function ordersFileSql(plan: OrderPlan, k: number): string {
-  const { base, dups, files, customers, products } = plan;
+  const { base, files, customers, products } = plan;
   // Order i belongs to file floor(i * files / base); file k holds [lo, hi).
   const lo = Math.ceil((k * base) / files);
   const hi = Math.ceil(((k + 1) * base) / files);
   const B = literal(base);
-  const F = literal(files);
   const unknownSpread = literal(Math.max(10, Math.floor(customers / 10)));
   const jitter = literal(Math.max(1, Math.floor(SPAN_SECONDS / base)));
   return `
     WITH picked AS (
       SELECT i, 0 AS dup_seq FROM range(${literal(lo)}, ${literal(hi)}) t(i)
       UNION ALL
-      SELECT orig AS i, j + 1 AS dup_seq
-      FROM (SELECT j, CAST(h(j, 'dup_of') % ${B} AS BIGINT) AS orig FROM range(${
-    literal(dups)
-  }) t(j))
-      WHERE least(${F} - 1, orig * ${F} // ${B} + CAST(h(j, 'dup_file') % 3 AS BIGINT))
-        = ${literal(k)}
+      SELECT orig AS i, dup_seq FROM dup_plan WHERE file = ${literal(k)}
     ),
     facts AS (
       SELECT i, dup_seq,
@@ -353,6 +402,7 @@ export async function generateDemoData(
   const db = await openEngine(":memory:", { allowedDirectories: [absOut] });
   try {
     await createMacros(db, seed);
+    await db.run(dupPlanSql(plan));
     const written: string[] = [];
     const customersFile = join(customersDir, "customers.csv");
     const customers = await copyCsv(db, customersSql(plan.customers), customersFile);

@@ -9,7 +9,15 @@ import { basename, join, resolve } from "node:path";
 import { UsageError } from "../core/errors.ts";
 import { isIdentifier } from "../core/quote.ts";
 
-/** Options of {@linkcode initProject}. */
+/**
+ * Options of {@linkcode initProject}.
+ *
+ * @example
+ * ```ts
+ * import { initProject } from "./init.ts";
+ * await initProject("./clicks", { name: "clicks" });
+ * ```
+ */
 export interface InitOptions {
   /** Pipeline name (an identifier); default: derived from the folder name. */
   name?: string;

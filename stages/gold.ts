@@ -82,7 +82,9 @@ export interface PlannedModel {
 }
 
 function problem(config: PipelineConfig, name: string, message: string): ConfigProblem {
-  return { file: config.file, line: 0, col: 0, path: `gold.${name}.sql`, message };
+  const path = `gold.${name}.sql`;
+  const at = config.locate?.(path);
+  return { file: config.file, line: at?.line ?? 0, col: at?.col ?? 0, path, message };
 }
 
 /**
@@ -96,7 +98,26 @@ function problem(config: PipelineConfig, name: string, message: string): ConfigP
  * ```
  */
 export async function planGold(db: Engine, config: PipelineConfig): Promise<PlannedModel[]> {
+  const { order, problems } = await resolveGold(db, config);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return order;
+}
+
+/**
+ * Like {@linkcode planGold} but returns the problems instead of throwing; the
+ * order holds only the models whose references (and dependencies) resolved.
+ *
+ * @example
+ * ```ts ignore
+ * const { order, problems } = await resolveGold(db, config);
+ * ```
+ */
+export async function resolveGold(
+  db: Engine,
+  config: PipelineConfig,
+): Promise<{ order: PlannedModel[]; problems: ConfigProblem[] }> {
   const problems: ConfigProblem[] = [];
+  const broken = new Set<string>();
   const silverNames = new Set(Object.keys(config.silver).map((s) => s.toLowerCase()));
   const goldNames = new Map(Object.keys(config.gold).map((g) => [g.toLowerCase(), g]));
   const models = new Map<string, PlannedModel>();
@@ -106,6 +127,7 @@ export async function planGold(db: Engine, config: PipelineConfig): Promise<Plan
       refs = await modelRefs(db, model.sql);
     } catch (e) {
       problems.push(problem(config, name, `cannot parse SQL: ${(e as Error).message}`));
+      broken.add(name);
       continue;
     }
     const planned: PlannedModel = { name, model, dependsOn: [], reads: [] };
@@ -119,6 +141,7 @@ export async function planGold(db: Engine, config: PipelineConfig): Promise<Plan
       } else if (schema === "bronze" && config.sources[ref.table]) {
         planned.reads.push(`bronze.${ref.table}`);
       } else {
+        broken.add(name);
         const known = [...silverNames, ...goldNames.values()].join(", ");
         problems.push(
           problem(
@@ -139,6 +162,7 @@ export async function planGold(db: Engine, config: PipelineConfig): Promise<Plan
     if (state.get(name) === "visiting") {
       const cycle = [...path.slice(path.indexOf(name)), name].join(" -> ");
       problems.push(problem(config, name, `models form a cycle: ${cycle}`));
+      broken.add(name);
       return;
     }
     const m = models.get(name);
@@ -147,16 +171,18 @@ export async function planGold(db: Engine, config: PipelineConfig): Promise<Plan
     for (const dep of m.dependsOn) {
       if (dep === name) {
         problems.push(problem(config, name, `model reads itself`));
+        broken.add(name);
         continue;
       }
       visit(dep, [...path, name]);
+      if (broken.has(dep)) broken.add(name);
     }
     state.set(name, "done");
-    order.push(m);
+    if (!broken.has(name)) order.push(m);
   };
+  for (const name of Object.keys(config.gold)) if (!models.has(name)) broken.add(name);
   for (const name of models.keys()) visit(name, []);
-  if (problems.length > 0) throw new ConfigError(problems);
-  return order;
+  return { order: order.filter((m) => !broken.has(m.name)), problems };
 }
 
 /**

@@ -15,7 +15,7 @@ import { ConfigError, ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified } from "../core/quote.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 
-async function schemaOf(ctx: RunContext, table: string): Promise<"gold" | "silver"> {
+function schemaOf(ctx: RunContext, table: string): "gold" | "silver" {
   if (ctx.config.gold[table]) return "gold";
   if (ctx.config.silver[table]) return "silver";
   throw new ConfigError([{
@@ -59,7 +59,7 @@ export async function output(
   const out = ctx.config.output;
   for (const [name, settings] of Object.entries(out.tables)) {
     if (options.tables && !options.tables.includes(name)) continue;
-    const schema = await schemaOf(ctx, name);
+    const schema = schemaOf(ctx, name);
     const source = qualified(schema, name);
     const versionsDir = join(out.path, ".versions", name);
     const versionDir = join(versionsDir, ctx.runId);

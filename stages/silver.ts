@@ -10,39 +10,14 @@
  */
 import { getLogger } from "@logtape/logtape";
 import type { SilverColumnConfig, SilverTableConfig } from "../core/config_schema.ts";
+import { ensureDlqTable } from "../core/dlq.ts";
 import type { Engine } from "../core/engine.ts";
 import { ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
 
-/** Columns of every quarantine table (the shared dead-letter schema). */
-export const QUARANTINE_COLUMNS: readonly string[] = [
-  "_run_id",
-  "_table",
-  "_reason_code",
-  "_reason",
-  "_payload",
-  "_source_file",
-  "_source_row",
-  "_quarantined_at",
-];
-
 /** Extra columns of an scd2 table. */
 export const SCD2_COLUMNS: readonly string[] = ["valid_from", "valid_to", "is_current"];
-
-/**
- * Creates the quarantine table of a silver table if missing.
- *
- * @example
- * ```ts ignore
- * await ensureQuarantine(ctx.db, "orders");
- * ```
- */
-export async function ensureQuarantine(db: Engine, table: string): Promise<void> {
-  await db.run(`CREATE TABLE IF NOT EXISTS ${qualified("silver", `${table}__quarantine`)} (
-    _run_id VARCHAR, _table VARCHAR, _reason_code VARCHAR, _reason VARCHAR, _payload JSON,
-    _source_file VARCHAR, _source_row BIGINT, _quarantined_at TIMESTAMPTZ)`);
-}
 
 async function ensureProgress(db: Engine): Promise<void> {
   await db.run(`CREATE SCHEMA IF NOT EXISTS _sluice`);
@@ -106,7 +81,9 @@ export function silverStageSql(
     ? `coalesce(${caseOf((c) => literal(c.code)).join(", ")})`
     : "NULL::VARCHAR";
   const payloadCols = options.bronzeColumns.map((c) => `${literal(c)}, src.${rawIdent(c)}`);
-  const payload = payloadCols.length ? `json_object(${payloadCols.join(", ")})` : "NULL::JSON";
+  const payload = payloadCols.length
+    ? `CAST(json_object(${payloadCols.join(", ")}) AS VARCHAR)`
+    : "NULL::VARCHAR";
   const key = table.key ?? [];
   const order = [
     ...(table.order_by ? [`${ident(table.order_by)} DESC NULLS LAST`] : []),
@@ -198,7 +175,6 @@ async function buildSilverTable(
   const bronzeRuns = await db.all<{ r: string } & Record<string, unknown>>(
     `SELECT DISTINCT _run_id AS r FROM bronze.${ident(table.from)} AS src WHERE ${unprocessed}`,
   );
-  const target = qualified("silver", name);
   const exists = (await db.one(
     `SELECT 1 AS x FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t`,
     { t: name },
@@ -235,11 +211,12 @@ async function buildSilverTable(
       `SELECT count(*) AS n FROM bronze.${ident(table.from)} AS src WHERE ${pending}`,
     );
     tr.rowsIn = inRow?.n ?? 0;
-    await ensureQuarantine(db, name);
+    await ensureDlqTable(db, "silver", `${name}__quarantine`);
     const quarantined = await db.run(
-      `INSERT INTO ${qualified("silver", `${name}__quarantine`)}
-       SELECT ${literal(ctx.runId)}, ${literal(name)}, _reason_code, _reason, _payload,
-         _source_file, _source_row, ${literal(now)}::TIMESTAMPTZ
+      `INSERT INTO ${qualified("silver", `${name}__quarantine`)} BY NAME
+       SELECT md5(concat_ws('|', ${literal(name)}, _source_file, _source_row)) AS _dlq_id,
+         ${literal(ctx.runId)} AS _run_id, ${literal(name)} AS _table, _reason_code, _reason,
+         _payload, _source_file, _source_row, ${literal(now)}::TIMESTAMPTZ AS _quarantined_at
        FROM ${stage} WHERE _reason IS NOT NULL`,
     );
     const written = await writeGoodRows(ctx, name, table, stage, exists, now);

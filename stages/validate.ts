@@ -8,11 +8,11 @@
  * @module
  */
 import type { PipelineConfig } from "../core/config_schema.ts";
-import { openEngine } from "../core/engine.ts";
+import { type Engine, openEngine } from "../core/engine.ts";
 import { ConfigError, type ConfigProblem, errorMessage } from "../core/errors.ts";
-import { identList, qualified, rawIdent, sqlType } from "../core/quote.ts";
+import { identList, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import { BRONZE_META_COLUMNS } from "./bronze.ts";
-import { planGold, type PlannedModel } from "./gold.ts";
+import { resolveGold } from "./gold.ts";
 import { sandboxDirectories } from "./pipeline.ts";
 import { silverStageSql } from "./silver.ts";
 
@@ -49,6 +49,7 @@ export async function validatePipeline(
       const cols = bronzeCols.get(table.from) ?? new Set<string>();
       for (const [name, col] of Object.entries(table.columns)) {
         if (!col.expr) cols.add(col.from ?? name);
+        else for (const c of await expressionColumns(db, col.expr)) cols.add(c);
       }
       bronzeCols.set(table.from, cols);
     }
@@ -65,6 +66,7 @@ export async function validatePipeline(
       );
       await db.run(`CREATE TABLE ${qualified("bronze", source)} (${cols.join(", ")})`);
     }
+    const silverFailed = new Set<string>();
     for (const [name, table] of Object.entries(config.silver)) {
       const sql = silverStageSql(table, {
         bronzeColumns: [...(bronzeCols.get(table.from) ?? [])].filter((c) =>
@@ -84,6 +86,7 @@ export async function validatePipeline(
         );
       } catch (e) {
         add(`silver.${name}`, `expressions or rules do not bind: ${firstLine(errorMessage(e))}`);
+        silverFailed.add(name);
         await db.run(
           `CREATE TABLE IF NOT EXISTS ${qualified("silver", name)} AS SELECT ${
             Object.entries(table.columns).map(([c, col]) =>
@@ -93,15 +96,10 @@ export async function validatePipeline(
         );
       }
     }
-    let order: PlannedModel[];
-    try {
-      order = await planGold(db, config);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      for (const p of e.problems) add(p.path, p.message);
-      order = [];
-    }
-    const failed = new Set<string>();
+    const { order, problems: goldProblems } = await resolveGold(db, config);
+    for (const p of goldProblems) add(p.path, p.message);
+    const failed = new Set<string>(Object.keys(config.gold));
+    for (const m of order) failed.delete(m.name);
     for (const m of order) {
       if (m.dependsOn.some((d) => failed.has(d))) {
         failed.add(m.name);
@@ -118,6 +116,7 @@ export async function validatePipeline(
     }
     for (const [name, t] of Object.entries(config.output.tables)) {
       const schema = config.gold[name] ? "gold" : "silver";
+      if (failed.has(name) || silverFailed.has(name)) continue;
       for (const col of t.partition_by ?? []) {
         const found = await db.one(
           `SELECT 1 AS x FROM duckdb_columns() WHERE schema_name = $s AND table_name = $t AND column_name = $c`,
@@ -132,6 +131,25 @@ export async function validatePipeline(
     db.close();
   }
   if (problems.length > 0) throw new ConfigError(problems);
+}
+
+/** Column names an SQL expression refers to, from DuckDB's parse tree. */
+async function expressionColumns(db: Engine, expr: string): Promise<string[]> {
+  const row = await db.one<{ j: string }>(
+    `SELECT json_serialize_sql(${literal(`SELECT ${expr}`)}) AS j`,
+  );
+  const names: string[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node === null || typeof node !== "object") return;
+    const obj = node as Record<string, unknown>;
+    if (obj.class === "COLUMN_REF" && Array.isArray(obj.column_names)) {
+      names.push(String(obj.column_names[obj.column_names.length - 1]));
+    }
+    Object.values(obj).forEach(walk);
+  };
+  walk(JSON.parse(row?.j ?? "{}"));
+  return names;
 }
 
 function firstLine(message: string): string {
