@@ -71,7 +71,7 @@ export const MIN_SCALE = 1_000;
  * @example
  * ```ts
  * import { MAX_SCALE } from "./generate.ts";
- * console.log(`--scale at most ${MAX_SCALE}`);
+ * const help = `--scale at most ${MAX_SCALE}`;
  * ```
  */
 export const MAX_SCALE = 10_000_000;
@@ -81,7 +81,7 @@ export const MAX_SCALE = 10_000_000;
  * @example
  * ```ts
  * import { MAX_FILES } from "./generate.ts";
- * console.log(`--files at most ${MAX_FILES}`);
+ * const help = `--files at most ${MAX_FILES}`;
  * ```
  */
 export const MAX_FILES = 1_000;
@@ -375,7 +375,7 @@ async function removeOldOrderFiles(dir: string): Promise<void> {
  * ```ts
  * import { generateDemoData } from "./generate.ts";
  * const summary = await generateDemoData("./demo", { scale: 100_000, seed: 7 });
- * console.log(summary.orders, summary.customers, summary.files.length);
+ * const orderFiles = summary.files.length - 2; // customers and products come first
  * ```
  */
 export async function generateDemoData(

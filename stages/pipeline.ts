@@ -10,11 +10,15 @@ import { Registry } from "prom-client";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { PipelineConfig } from "../core/config_schema.ts";
 import { openEngine } from "../core/engine.ts";
-import { errorMessage, UsageError } from "../core/errors.ts";
+import { UsageError } from "../core/errors.ts";
 import { newRunId, RUN_ID_PATTERN } from "../core/run_id.ts";
 import type { RunContext, RunSummary, StageResult } from "../core/run_context.ts";
-import { finishRunRecord, recordStageResult, startRunRecord } from "../observability/ledger.ts";
-import { recordStage, sluiceMetrics } from "../observability/metrics.ts";
+import {
+  observeRunFinished,
+  observeRunStarted,
+  observeStageFinished,
+  observeStageStarted,
+} from "../observability/run_observer.ts";
 import { bronze } from "./bronze.ts";
 import { extract, type ExtractPlan } from "./extract.ts";
 import { gold } from "./gold.ts";
@@ -131,25 +135,14 @@ export async function runPipeline(
     stages: [],
     noop: false,
   };
-  await startRunRecord(ctx, { command: options.command ?? "run" });
-  log.info("run started", { event: "run_started", stages: [...chosen], trigger: ctx.trigger });
-  const metrics = sluiceMetrics(ctx.metrics);
+  await observeRunStarted(ctx, { command: options.command ?? "run", stages: [...chosen] });
   let plan: ExtractPlan | undefined;
   const step = async (name: StageName, fn: () => Promise<StageResult>) => {
     if (!chosen.has(name)) return;
-    const slog = ctx.logger.getChild(name).with({ stage: name });
-    slog.info("stage started", { event: "stage_started" });
+    observeStageStarted(ctx, name);
     const result = await fn();
     summary.stages.push(result);
-    recordStage(ctx.metrics, ctx.config.pipeline, result);
-    await recordStageResult(ctx, result);
-    slog.info("stage finished", {
-      event: "stage_finished",
-      duration_ms: Math.round(result.durationMs),
-      tables: result.tables.length,
-      rows_in: result.tables.reduce((s, t) => s + t.rowsIn, 0),
-      skipped: result.skipped ?? false,
-    });
+    await observeStageFinished(ctx, result);
   };
   try {
     await step("extract", async () => {
@@ -171,27 +164,10 @@ export async function runPipeline(
   } catch (e) {
     summary.status = "failed";
     summary.durationMs = performance.now() - started;
-    metrics.runStatus.set({ pipeline: ctx.config.pipeline, status: "failed" }, 1);
-    metrics.runDuration.set({ pipeline: ctx.config.pipeline }, summary.durationMs / 1000);
-    await finishRunRecord(ctx, { status: "failed", error: errorMessage(e) }).catch(() => {});
-    log.error("run failed", {
-      event: "run_failed",
-      error: errorMessage(e),
-      error_kind: (e as { kind?: string }).kind ?? "internal",
-      duration_ms: Math.round(summary.durationMs),
-    });
+    await observeRunFinished(ctx, summary, { error: e });
     throw e;
   }
   summary.durationMs = performance.now() - started;
-  metrics.runStatus.set({ pipeline: ctx.config.pipeline, status: "success" }, 1);
-  metrics.runDuration.set({ pipeline: ctx.config.pipeline }, summary.durationMs / 1000);
-  metrics.lastSuccess.set({ pipeline: ctx.config.pipeline }, ctx.clock.now().getTime() / 1000);
-  await finishRunRecord(ctx, { status: "success" });
-  log.info("run finished", {
-    event: "run_finished",
-    status: "success",
-    duration_ms: Math.round(summary.durationMs),
-    noop: summary.noop,
-  });
+  await observeRunFinished(ctx, summary);
   return summary;
 }
