@@ -12,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { SourceConfig } from "../core/config_schema.ts";
 import type { Engine } from "../core/engine.ts";
 import { ConservationError, SchemaDriftError } from "../core/errors.ts";
-import { ident, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
+import { literal, literalList, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
 import type { FileFingerprint } from "./_files.ts";
 import { ensureManifest, extract, type ExtractPlan } from "./extract.ts";
@@ -25,12 +25,26 @@ export const BRONZE_META_COLUMNS: readonly string[] = [
   "_source_row",
 ];
 
-/** Builds the table-function call that reads one file of a source. */
-export function readerSql(source: SourceConfig, path: string): string {
+/**
+ * Builds the table-function call that reads files of a source. With
+ * `unionByName`, files whose columns differ are read side by side.
+ *
+ * @example
+ * ```ts ignore
+ * readerSql(source, ["/landing/a.csv"]); // "read_csv(['/landing/a.csv'], all_varchar = true, ...)"
+ * ```
+ */
+export function readerSql(
+  source: SourceConfig,
+  paths: readonly string[],
+  options: { unionByName?: boolean } = {},
+): string {
   const declared = Object.entries(source.columns ?? {});
+  const files = literalList(paths);
+  const union = options.unionByName ? ", union_by_name = true" : "";
   if (source.format === "csv") {
     const o = source.options ?? {};
-    const args = [literal(path), "all_varchar = true", "auto_detect = true"];
+    const args = [files + union, "all_varchar = true", "auto_detect = true"];
     if (o.header !== undefined) args.push(`header = ${literal(o.header)}`);
     if (o.delimiter !== undefined) args.push(`delim = ${literal(o.delimiter)}`);
     if (o.quote !== undefined) args.push(`quote = ${literal(o.quote)}`);
@@ -45,9 +59,9 @@ export function readerSql(source: SourceConfig, path: string): string {
     return `read_csv(${args.join(", ")})`;
   }
   if (source.format === "ndjson") {
-    return `read_json(${literal(path)}, format = 'newline_delimited')`;
+    return `read_json(${files}, format = 'newline_delimited'${union})`;
   }
-  return `read_parquet(${literal(path)})`;
+  return `read_parquet(${files}${union})`;
 }
 
 interface ColumnInfo extends Record<string, unknown> {
@@ -135,17 +149,21 @@ export async function bronze(
           rows: removed,
         });
       }
-      for (const fp of files) {
-        const rows = await landFile(ctx, sp.source, source, fp, tr, ingestedAt);
-        tr.rowsIn += rows.read;
-        tr.passed += rows.landed;
-        log.info("file ingested", {
-          event: "file_ingested",
-          table: sp.source,
-          file: fp.path,
-          rows: rows.landed,
-          bytes: fp.size,
-        });
+      if (files.length > 0) {
+        const landed = await landFiles(ctx, sp.source, source, files, tr, ingestedAt);
+        tr.rowsIn += landed.read;
+        tr.passed += landed.landed;
+        for (const fp of files) {
+          const rows = landed.perFile.get(fp.path) ?? 0;
+          await recordFile(ctx, sp.source, fp, rows, "ingested");
+          log.info("file ingested", {
+            event: "file_ingested",
+            table: sp.source,
+            file: fp.path,
+            rows,
+            bytes: fp.size,
+          });
+        }
       }
       for (const fp of sp.emptySkipped) await recordFile(ctx, sp.source, fp, 0, "skipped_empty");
       if (files.length > 0) {
@@ -193,77 +211,159 @@ async function recordFile(
   );
 }
 
-async function landFile(
+/** Reads the header line of a CSV file (bounded read) and splits it. */
+async function csvHeader(path: string, source: SourceConfig): Promise<string[] | undefined> {
+  const o = source.options ?? {};
+  if (o.header === false || (o.skip ?? 0) > 0) return undefined;
+  using file = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(64 * 1024);
+  const n = (await file.read(buf)) ?? 0;
+  const text = new TextDecoder().decode(buf.subarray(0, n)).replace(/^\uFEFF/, "");
+  const end = text.search(/\r?\n/);
+  if (end < 0 && n === buf.length) return undefined; // header longer than 64 KiB: let DuckDB sniff
+  const line = end < 0 ? text : text.slice(0, end);
+  const delimiter = o.delimiter ??
+    (line.includes(";") && !line.includes(",")
+      ? ";"
+      : line.includes("\t") && !line.includes(",")
+      ? "\t"
+      : line.includes("|") && !line.includes(",")
+      ? "|"
+      : ",");
+  const quote = o.quote ?? '"';
+  const out: string[] = [];
+  let cur = "";
+  let inQuote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (inQuote) {
+      if (c === quote && line[i + 1] === quote) {
+        cur += c;
+        i++;
+      } else if (c === quote) inQuote = false;
+      else cur += c;
+    } else if (c === quote) inQuote = true;
+    else if (line.startsWith(delimiter, i)) {
+      out.push(cur);
+      cur = "";
+      i += delimiter.length - 1;
+    } else cur += c;
+  }
+  out.push(cur);
+  return out.map((h) => h.trim());
+}
+
+/** The columns a file holds: its CSV header, or DuckDB's view of the file. */
+async function fileColumns(
+  db: Engine,
+  source: SourceConfig,
+  path: string,
+): Promise<ColumnInfo[]> {
+  if (source.format === "csv") {
+    const header = await csvHeader(path, source);
+    if (header) {
+      return header.map((name) => ({
+        column_name: name,
+        column_type: source.columns?.[name] ?? "VARCHAR",
+      }));
+    }
+  }
+  return await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${readerSql(source, [path])}`);
+}
+
+/**
+ * Lands all given files of a source with one INSERT. Schema drift is checked
+ * per file first (CSV headers are read directly; other formats are described
+ * by DuckDB). `_source_row` is the row's number within its file: the global
+ * row number of an order-preserving scan minus the file's first one.
+ */
+async function landFiles(
   ctx: RunContext,
   name: string,
   source: SourceConfig,
-  fp: FileFingerprint,
+  files: FileFingerprint[],
   tr: TableResult,
   ingestedAt: string,
-): Promise<{ read: number; landed: number }> {
+): Promise<{ read: number; landed: number; perFile: Map<string, number> }> {
   const db = ctx.db;
-  const reader = readerSql(source, fp.path);
-  const fileColumns = await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${reader}`);
-  const select = landedColumns(source, fileColumns);
+  const table = qualified("bronze", name);
+  const perFileColumns: ColumnInfo[][] = [];
+  for (const fp of files) perFileColumns.push(await fileColumns(db, source, fp.path));
+  const signature = (cols: ColumnInfo[]) => cols.map((c) => c.column_name).join("\u0000");
+  const sameColumns = perFileColumns.every((c) => signature(c) === signature(perFileColumns[0]));
+  let existing = await tableColumns(db, "bronze", name);
+  const added = new Set<string>();
+  const missing = new Set<string>();
+  for (const [i, cols] of perFileColumns.entries()) {
+    if (existing.size === 0 && i === 0) continue;
+    const names = cols.map((c) => c.column_name);
+    const known = existing.size > 0
+      ? [...existing].filter((c) => !BRONZE_META_COLUMNS.includes(c))
+      : perFileColumns[0].map((c) => c.column_name);
+    const fileAdded = names.filter((c) => !known.includes(c));
+    const fileMissing = known.filter((c) => !names.includes(c));
+    if (fileAdded.length === 0 && fileMissing.length === 0) continue;
+    const detail = [
+      fileAdded.length ? `new column(s) ${fileAdded.map((c) => `"${c}"`).join(", ")}` : "",
+      fileMissing.length ? `missing column(s) ${fileMissing.map((c) => `"${c}"`).join(", ")}` : "",
+    ].filter(Boolean).join(" and ");
+    if (source.schema_drift === "fail") {
+      throw new SchemaDriftError(
+        `Cannot land source "${name}": file ${
+          files[i].path
+        } has ${detail} compared with earlier loads ` +
+          `(set schema_drift: evolve to accept)`,
+        { context: { source: name, file: files[i].path, added: fileAdded, missing: fileMissing } },
+      );
+    }
+    getLogger(["sluice", "bronze"]).warn("schema drift", {
+      run_id: ctx.runId,
+      pipeline: ctx.config.pipeline,
+      stage: "bronze",
+      event: "schema_drift",
+      table: name,
+      file: files[i].path,
+      added: fileAdded,
+      missing: fileMissing,
+      policy: "evolve",
+    });
+    fileAdded.forEach((c) => added.add(c));
+    fileMissing.forEach((c) => missing.add(c));
+  }
+  const reader = readerSql(source, files.map((f) => f.path), { unionByName: !sameColumns });
+  const readColumns = await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${reader}`);
+  const select = landedColumns(source, readColumns);
   const meta =
     `${literal(ctx.runId)} AS _run_id, ${literal(ingestedAt)}::TIMESTAMPTZ AS _ingested_at, ` +
-    `${literal(fp.path)} AS _source_file, row_number() OVER () AS _source_row`;
-  const table = qualified("bronze", name);
-  const existing = await tableColumns(db, "bronze", name);
+    `filename AS _source_file, _g - min(_g) OVER (PARTITION BY filename) + 1 AS _source_row`;
+  const body = `SELECT ${select.join(", ")}, ${meta}
+    FROM (SELECT *, filename, row_number() OVER () AS _g FROM ${reader})`;
   if (existing.size === 0) {
-    await db.run(
-      `CREATE TABLE ${table} AS SELECT ${select.join(", ")}, ${meta} FROM ${reader} LIMIT 0`,
-    );
-  } else {
-    const dataCols = [...existing].filter((c) => !BRONZE_META_COLUMNS.includes(c));
-    const names = fileColumns.map((c) => c.column_name);
-    const added = names.filter((c) => !existing.has(c));
-    const missing = dataCols.filter((c) => !names.includes(c));
-    if (added.length > 0 || missing.length > 0) {
-      const detail = [
-        added.length ? `new column(s) ${added.map((c) => `"${c}"`).join(", ")}` : "",
-        missing.length ? `missing column(s) ${missing.map((c) => `"${c}"`).join(", ")}` : "",
-      ].filter(Boolean).join(" and ");
-      if (source.schema_drift === "fail") {
-        throw new SchemaDriftError(
-          `Cannot land source "${name}": file ${fp.path} has ${detail} compared with earlier loads ` +
-            `(set schema_drift: evolve to accept)`,
-          { context: { source: name, file: fp.path, added, missing } },
-        );
-      }
-      getLogger(["sluice", "bronze"]).warn("schema drift", {
-        run_id: ctx.runId,
-        pipeline: ctx.config.pipeline,
-        stage: "bronze",
-        event: "schema_drift",
-        table: name,
-        file: fp.path,
-        added,
-        missing,
-        policy: "evolve",
-      });
-      const typed = new Map(fileColumns.map((c) => [c.column_name, c.column_type]));
-      for (const col of added) {
-        const declared = source.columns?.[col];
-        const type = declared
-          ? sqlType(declared)
-          : source.format === "parquet"
-          ? sqlType(typed.get(col) ?? "VARCHAR")
-          : "VARCHAR";
-        await db.run(`ALTER TABLE ${table} ADD COLUMN ${rawIdent(col)} ${type}`);
-      }
-      (tr.details!.columns_added as string[]).push(...added);
-      (tr.details!.columns_missing as string[]).push(...missing);
-    }
+    await db.run(`CREATE TABLE ${table} AS ${body} LIMIT 0`);
+    existing = await tableColumns(db, "bronze", name);
   }
-  const landed = await db.run(
-    `INSERT INTO ${table} BY NAME SELECT ${select.join(", ")}, ${meta} FROM ${reader}`,
-  );
-  await recordFile(ctx, name, fp, landed, "ingested");
-  return { read: landed, landed };
-}
-
-/** Quotes the bronze table of a source; exported for other stages. */
-export function bronzeTable(source: string): string {
-  return `${ident("bronze")}.${ident(source)}`;
+  for (const col of readColumns.map((c) => c.column_name)) {
+    if (existing.has(col)) continue;
+    const declared = source.columns?.[col];
+    const type = declared
+      ? sqlType(declared)
+      : source.format === "parquet"
+      ? sqlType(readColumns.find((c) => c.column_name === col)?.column_type ?? "VARCHAR")
+      : "VARCHAR";
+    await db.run(`ALTER TABLE ${table} ADD COLUMN ${rawIdent(col)} ${type}`);
+    added.add(col);
+  }
+  if (added.size || missing.size) {
+    (tr.details!.columns_added as string[]).push(...added);
+    (tr.details!.columns_missing as string[]).push(...missing);
+  }
+  const landed = await db.run(`INSERT INTO ${table} BY NAME ${body}`);
+  const perFile = new Map<string, number>();
+  for (
+    const r of await db.all<{ f: string; n: number }>(
+      `SELECT _source_file AS f, count(*) AS n FROM ${table} WHERE _run_id = $run_id GROUP BY 1`,
+      { run_id: ctx.runId },
+    )
+  ) perFile.set(r.f, r.n);
+  return { read: landed, landed, perFile };
 }
