@@ -4,6 +4,7 @@
  *
  * @module
  */
+import "./_preload_duckdb.ts"; // must stay the first import: see the module's doc
 import { Command, CommanderError, Option } from "commander";
 import {
   ConfigError,

@@ -96,8 +96,10 @@ export function formatConfigProblem(p: ConfigProblem): string {
  * ```
  */
 export class ConfigError extends SluiceError {
-  override readonly kind = "config";
-  override readonly exitCode = EXIT.usage;
+  /** The failure kind. */
+  override readonly kind: string = "config";
+  /** The CLI exit code. */
+  override readonly exitCode: number = EXIT.usage;
   /** Every problem, in file order. */
   readonly problems: ConfigProblem[];
   /** Creates the error from one or more problems. */
@@ -117,8 +119,10 @@ export class ConfigError extends SluiceError {
  * ```
  */
 export class UsageError extends SluiceError {
-  override readonly kind = "usage";
-  override readonly exitCode = EXIT.usage;
+  /** The failure kind. */
+  override readonly kind: string = "usage";
+  /** The CLI exit code. */
+  override readonly exitCode: number = EXIT.usage;
 }
 
 /**
@@ -131,7 +135,8 @@ export class UsageError extends SluiceError {
  * ```
  */
 export class SourceError extends SluiceError {
-  override readonly kind = "source";
+  /** The failure kind. */
+  override readonly kind: string = "source";
 }
 
 /**
@@ -144,7 +149,8 @@ export class SourceError extends SluiceError {
  * ```
  */
 export class SchemaDriftError extends SluiceError {
-  override readonly kind = "schema_drift";
+  /** The failure kind. */
+  override readonly kind: string = "schema_drift";
 }
 
 /**
@@ -157,7 +163,8 @@ export class SchemaDriftError extends SluiceError {
  * ```
  */
 export class ConservationError extends SluiceError {
-  override readonly kind = "conservation";
+  /** The failure kind. */
+  override readonly kind: string = "conservation";
 }
 
 /**
@@ -171,7 +178,8 @@ export class ConservationError extends SluiceError {
  * ```
  */
 export class SandboxError extends SluiceError {
-  override readonly kind = "sandbox";
+  /** The failure kind. */
+  override readonly kind: string = "sandbox";
 }
 
 /**
@@ -184,7 +192,8 @@ export class SandboxError extends SluiceError {
  * ```
  */
 export class EngineError extends SluiceError {
-  override readonly kind = "engine";
+  /** The failure kind. */
+  override readonly kind: string = "engine";
   override readonly transient: boolean;
   /** Creates the error; `transient` marks I/O-ish failures worth retrying. */
   constructor(message: string, options: SluiceErrorOptions & { transient?: boolean } = {}) {
@@ -203,9 +212,12 @@ export class EngineError extends SluiceError {
  * ```
  */
 export class LockHeldError extends SluiceError {
-  override readonly kind = "locked";
-  override readonly transient = true;
-  override readonly exitCode = EXIT.locked;
+  /** The failure kind. */
+  override readonly kind: string = "locked";
+  /** Whether a retry may help. */
+  override readonly transient: boolean = true;
+  /** The CLI exit code. */
+  override readonly exitCode: number = EXIT.locked;
 }
 
 /**
@@ -218,8 +230,28 @@ export class LockHeldError extends SluiceError {
  * ```
  */
 export class QualityGateError extends SluiceError {
-  override readonly kind = "quality_gate";
-  override readonly exitCode = EXIT.qualityGate;
+  /** The failure kind. */
+  override readonly kind: string = "quality_gate";
+  /** The CLI exit code. */
+  override readonly exitCode: number = EXIT.qualityGate;
+}
+
+/**
+ * A streaming source file the checkpoint holds as partly read was
+ * truncated, removed or rewritten, and `fail_on_data_loss` is true. Not
+ * transient: retrying reads the same damaged file.
+ *
+ * @example
+ * ```ts
+ * import { DataLossError } from "./errors.ts";
+ * throw new DataLossError(
+ *   'Cannot continue stream "events": /data/landing/a.ndjson was truncated to 10 bytes, 250 were read',
+ * );
+ * ```
+ */
+export class DataLossError extends SluiceError {
+  /** The failure kind. */
+  override readonly kind: string = "data_loss";
 }
 
 /**
