@@ -1,0 +1,134 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { globToRegExp, listFiles } from "../stages/_files.ts";
+import { openEngine } from "../core/engine.ts";
+import { literal } from "../core/quote.ts";
+import { makeProject, query, runOnce, writeFile } from "./_helpers.ts";
+
+Deno.test("globs match *, ?, **, classes and alternatives against relative paths", async () => {
+  const re = (g: string) => globToRegExp(g);
+  assert.ok(re("orders_*.csv").test("orders_0001.csv"));
+  assert.ok(!re("orders_*.csv").test("sub/orders_1.csv"));
+  assert.ok(re("**/*.csv").test("a/b/c.csv"));
+  assert.ok(re("**/*.csv").test("c.csv"));
+  assert.ok(re("day=?/*.{csv,tsv}").test("day=1/x.tsv"));
+  assert.ok(re("[ab]*.json").test("b1.json"));
+  assert.ok(!re("[!ab]*.json").test("b1.json"));
+  assert.ok(!re("*.csv").test("x.csv.gz"));
+
+  const dir = await Deno.makeTempDir();
+  for (const f of ["b.csv", "a.csv", "sub/c.csv", ".hidden.csv", "notes.txt"]) {
+    await writeFile(dir, f, "x\n");
+  }
+  assert.deepEqual(await listFiles(dir, "*.csv"), [join(dir, "a.csv"), join(dir, "b.csv")]);
+  assert.deepEqual(await listFiles(dir, "**/*.csv"), [
+    join(dir, "a.csv"),
+    join(dir, "b.csv"),
+    join(dir, "sub/c.csv"),
+  ]);
+});
+
+Deno.test("bronze numbers rows within each file and records every file in the manifest", async () => {
+  const yaml = `pipeline: p
+lake: ./lake
+sources:
+  events:
+    format: csv
+    path: ./in
+    glob: "*.csv"
+silver:
+  events:
+    from: events
+    columns: { id: { type: INTEGER } }
+`;
+  const files: Record<string, string> = {};
+  for (let f = 0; f < 3; f++) {
+    const lines = ["id"];
+    for (let i = 1; i <= 1000 + f; i++) lines.push(String(f * 10_000 + i));
+    files[`in/f${f}.csv`] = lines.join("\n") + "\n";
+  }
+  const p = await makeProject(yaml, files);
+  await runOnce(p);
+  const rows = await query<{ file: string; bad: number; n: number; first: number; last: number }>(
+    p,
+    `SELECT regexp_extract(_source_file, '[^/]+$') AS file,
+       count(*) FILTER (WHERE id::INTEGER % 10000 <> _source_row) AS bad,
+       count(*) AS n, min(_source_row) AS first, max(_source_row) AS last
+     FROM bronze.events GROUP BY 1 ORDER BY 1`,
+  );
+  assert.deepEqual(rows, [
+    { file: "f0.csv", bad: 0, n: 1000, first: 1, last: 1000 },
+    { file: "f1.csv", bad: 0, n: 1001, first: 1, last: 1001 },
+    { file: "f2.csv", bad: 0, n: 1002, first: 1, last: 1002 },
+  ]);
+  const manifest = await query<{ n: number; rows: number; hashed: number }>(
+    p,
+    `SELECT count(*) AS n, sum(rows) AS rows, count(*) FILTER (WHERE length(sha256) = 64) AS hashed
+     FROM _sluice.files WHERE status = 'ingested'`,
+  );
+  assert.deepEqual(manifest, [{ n: 3, rows: 3003, hashed: 3 }]);
+});
+
+Deno.test("NDJSON and Parquet sources land in bronze and type in silver", async () => {
+  const yaml = `pipeline: p
+lake: ./lake
+sources:
+  clicks:
+    format: ndjson
+    path: ./clicks
+    glob: "*.ndjson"
+  prices:
+    format: parquet
+    path: ./prices
+    glob: "*.parquet"
+silver:
+  clicks:
+    from: clicks
+    columns:
+      user_id: { type: BIGINT, nullable: false }
+      page: { type: VARCHAR }
+      meta: { type: JSON }
+  prices:
+    from: prices
+    columns:
+      sku: { type: VARCHAR }
+      price: { type: "DECIMAL(10,2)" }
+`;
+  const p = await makeProject(yaml, {
+    "clicks/a.ndjson":
+      `{"user_id": 1, "page": "/a", "meta": {"ref": "x"}}\n{"user_id": "oops", "page": "/b"}\n{"page": "/c"}\n`,
+  });
+  await Deno.mkdir(join(p.dir, "prices"), { recursive: true });
+  const db = await openEngine(":memory:", { allowedDirectories: [p.dir] });
+  await db.run(
+    `COPY (SELECT 'sku' || i AS sku, i * 1.5 AS price FROM range(1, 4) t(i)) TO ${
+      literal(join(p.dir, "prices/p.parquet"))
+    } (FORMAT parquet)`,
+  );
+  db.close();
+  const summary = await runOnce(p);
+  const silver = summary.stages.find((s) => s.stage === "silver")!.tables;
+  const clicks = silver.find((t) => t.table === "clicks")!;
+  assert.deepEqual([clicks.rowsIn, clicks.passed, clicks.quarantined], [3, 1, 2]);
+  assert.deepEqual(await query(p, "SELECT user_id, page, meta->>'ref' AS ref FROM silver.clicks"), [
+    { user_id: 1, page: "/a", ref: "x" },
+  ]);
+  const prices = silver.find((t) => t.table === "prices")!;
+  assert.equal(prices.passed, 3);
+  assert.deepEqual(
+    await query(p, "SELECT sku, price::DOUBLE AS price FROM silver.prices ORDER BY sku"),
+    [{ sku: "sku1", price: 1.5 }, { sku: "sku2", price: 3 }, { sku: "sku3", price: 4.5 }],
+  );
+});
+
+Deno.test("a source folder that does not exist fails with a message naming it", async () => {
+  const p = await makeProject(`pipeline: p
+lake: ./lake
+sources:
+  events: { format: csv, path: ./nowhere }
+`);
+  await assert.rejects(
+    () => runOnce(p),
+    /Cannot read source "events": folder .*nowhere does not exist/,
+  );
+});
