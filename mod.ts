@@ -25,6 +25,24 @@
 export { type Clock, steppingClock, systemClock } from "./core/clock.ts";
 export { closest, loadConfig, parseConfig, redactSecrets } from "./core/config.ts";
 export {
+  type LineageConfig,
+  type ObservabilityConfig,
+  observabilityDefaults,
+  ObservabilitySchema,
+  type PushgatewayConfig,
+  type ReportConfig,
+} from "./core/config_observability.ts";
+export {
+  resolveStreaming,
+  sizeBytes,
+  type StreamColumnConfig,
+  type StreamingConfig,
+  streamingDirectories,
+  StreamingSchema,
+  type WindowConfig,
+} from "./core/config_streaming.ts";
+export { DURATION_UNITS, durationProblem, formatDuration, parseDuration } from "./core/duration.ts";
+export {
   type GoldModelConfig,
   type OutputConfig,
   type PipelineConfig,
@@ -35,16 +53,19 @@ export {
   type SourceConfig,
 } from "./core/config_schema.ts";
 export {
+  type AppendOptions,
   type Engine,
   type EngineOptions,
   openEngine,
   type Row,
+  type RowAppender,
   type SqlParam,
 } from "./core/engine.ts";
 export {
   ConfigError,
   type ConfigProblem,
   ConservationError,
+  DataLossError,
   EngineError,
   errorMessage,
   EXIT,
@@ -71,16 +92,141 @@ export type { RunContext, RunSummary, StageResult, TableResult } from "./core/ru
 export { newRunId } from "./core/run_id.ts";
 
 // observability
-export { ensureLedger, SLUICE_VERSION } from "./observability/ledger.ts";
+export { ensureLedger, SLUICE_VERSION, tableExists } from "./observability/ledger.ts";
 export {
   configureLogging,
   formatJsonLine,
   formatTextLine,
+  logFormatInUse,
   type LoggingOptions,
   resetLogging,
+  withLogContext,
 } from "./observability/logging.ts";
-export { recordStage, type SluiceMetrics, sluiceMetrics } from "./observability/metrics.ts";
+export {
+  CHECK_STATUSES,
+  logMetrics,
+  type MetricSample,
+  metricSamples,
+  recordStage,
+  RUN_STATUSES,
+  type SluiceMetrics,
+  sluiceMetrics,
+} from "./observability/metrics.ts";
 export { formatRunSummary } from "./observability/summary.ts";
+export {
+  pushgatewayGroupUrl,
+  type PushOptions,
+  type PushResult,
+  pushToGateway,
+  writeFileAtomic,
+  writeTextfile,
+} from "./observability/exporters.ts";
+export {
+  type HealthStatus,
+  type MetricsServer,
+  serveMetrics,
+  type ServeMetricsOptions,
+} from "./observability/metrics_server.ts";
+export { type ColumnStat, measureTable, readColumnStats } from "./observability/column_stats.ts";
+export {
+  duckdbVersion,
+  type InputFingerprint,
+  modelHashes,
+  readManifest,
+  type RunManifest,
+} from "./observability/run_manifest.ts";
+export {
+  type CheckCounts,
+  formatRunDetail,
+  formatRunsTable,
+  getRun,
+  listRuns,
+  openLedger,
+  readCheckResults,
+  type RecordedCheck,
+  resolveRunId,
+  type RunDetail,
+  type RunRecord,
+  type StageFigures,
+  type TableFigures,
+} from "./observability/runs.ts";
+export {
+  type LineageDataset,
+  type LineageDelivery,
+  LineageEmitter,
+  LineageEvents,
+  lineageRunId,
+  OPENLINEAGE_PRODUCER,
+  OPENLINEAGE_SPEC,
+  type RunEvent,
+  stageRunId,
+} from "./observability/lineage.ts";
+export {
+  buildReport,
+  collectReport,
+  renderReport,
+  type ReportData,
+  type ReportOptions,
+} from "./observability/report.ts";
+export {
+  observeRunFinished,
+  observeRunStarted,
+  observeStageFinished,
+  observeStageStarted,
+} from "./observability/run_observer.ts";
+
+// quality
+export {
+  CHECK_TYPES,
+  type CheckItem,
+  CheckItemSchema,
+  type CheckSpec,
+  checkSpec,
+  type CheckType,
+  QUALITY_DEFAULTS,
+  type QualityConfig,
+  QualitySchema,
+  qualitySettings,
+} from "./core/config_quality.ts";
+export {
+  type CheckResult as QualityCheckResult,
+  type CheckStatus,
+  type CheckTarget,
+  checkTargets,
+  type FailingSample,
+  type Layer,
+  runChecks,
+  type RunChecksOptions,
+} from "./quality/checks.ts";
+export {
+  type ColumnProfile,
+  type ProfileOptions,
+  profileSql,
+  profileTable,
+  type TableProfile,
+} from "./quality/profile.ts";
+export {
+  driftBaseline,
+  ensureQualityTables,
+  lastRowCount,
+  pruneQuarantine,
+  recordCheckResults,
+  recordProfiles,
+} from "./quality/history.ts";
+export {
+  auditLayer,
+  type AuditOptions,
+  type CheckCommandResult,
+  checkTables,
+  describeFailures,
+  gateFailures,
+  type LayerAudit,
+  qualityGateError,
+  recordAudits,
+  stagedEngine,
+} from "./quality/gate.ts";
+export { observeCheckResults, observeProfiles } from "./quality/events.ts";
+export { formatCheckProblems, formatCheckResults } from "./quality/format.ts";
 
 // stages
 export { bronze } from "./stages/bronze.ts";
@@ -90,12 +236,61 @@ export { output } from "./stages/output.ts";
 export {
   openRun,
   type OpenRunOptions,
+  type PipelineRunSummary,
   runPipeline,
   type StageName,
   STAGES,
 } from "./stages/pipeline.ts";
 export { silver } from "./stages/silver.ts";
 export { validatePipeline } from "./stages/validate.ts";
+
+// streaming
+export {
+  type BatchResult,
+  CRASH_STEPS,
+  type CrashPoint,
+  type CrashStep,
+  ensureTargetTable,
+  formatStreamSummary,
+  parseCrashPoint,
+  requireStreaming,
+  runStream,
+  STREAM_TRIGGERS,
+  type StreamOptions,
+  type StreamSummary,
+  type StreamTrigger,
+} from "./streaming/stream.ts";
+export { runStreamPipeline, type RunStreamPipelineOptions } from "./streaming/run.ts";
+export {
+  type DlqEntry,
+  type DlqFilter,
+  type DlqListing,
+  type DlqTable,
+  dlqTables,
+  formatDlqListing,
+  formatReplayResults,
+  listDlq,
+  replayDlq,
+  type ReplayResult,
+} from "./streaming/dlq.ts";
+export { explainStream } from "./streaming/explain.ts";
+export {
+  type Checkpoint,
+  ensureStreamTables,
+  type FileState,
+  loadCheckpoint,
+  loadFileStates,
+} from "./streaming/checkpoint.ts";
+export { exportBatches, exportFileName, type ExportResult } from "./streaming/export.ts";
+export { emitWindows, ensureWindowTables, WINDOW_SCHEMA } from "./streaming/windows.ts";
+export {
+  checkPartialFile,
+  type DataLoss,
+  discoverFiles,
+  type LandingFile,
+  readSlice,
+  type Slice,
+} from "./streaming/source.ts";
 
 // scaffolding
 export { type DemoOptions, runDemo } from "./scaffold/demo.ts";

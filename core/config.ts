@@ -27,6 +27,8 @@ import {
 import type { z } from "zod";
 import { levenshtein } from "./_levenshtein.ts";
 import { type PipelineConfig, type PipelineInput, PipelineSchema } from "./config_schema.ts";
+import { checkProblems } from "./config_quality.ts";
+import { resolveStreaming, streamingPathProblems } from "./config_streaming.ts";
 import { ConfigError, type ConfigProblem, SluiceError } from "./errors.ts";
 
 /** Options of {@linkcode loadConfig} and {@linkcode parseConfig}. */
@@ -157,6 +159,12 @@ export function parseConfig(
     for (const p of schemaProblems) taken.add(p.path);
     problems.push(...reader.semanticProblems(raw, dir).filter((p) => !taken.has(p.path)));
     if (result.success) input = result.data;
+    if (input?.streaming) {
+      for (const [key, message] of streamingPathProblems(resolveStreaming(input.streaming, dir))) {
+        const keyPath = ["streaming", ...key.split(".")];
+        problems.push({ file, ...reader.locate(keyPath), path: keyPath.join("."), message });
+      }
+    }
   }
 
   if (problems.length > 0 || input === undefined) {
@@ -833,6 +841,8 @@ class TreeReader {
         }
       }
     }
+    // Data-quality checks: names, columns and relationships targets.
+    for (const p of checkProblems(raw, { hint })) at(p.path, p.message);
     return problems;
   }
 
@@ -918,9 +928,28 @@ function resolveConfig(
     },
     secrets,
   };
+  if (input.observability) resolved.observability = resolveObservability(input.observability, dir);
+  if (input.streaming) resolved.streaming = resolveStreaming(input.streaming, dir);
   const { file: _file, dir: _dir, secrets: _secrets, ...hashed } = resolved;
   const hash = createHash("sha256").update(canonicalJson(hashed, secrets)).digest("hex");
   return { ...resolved, hash };
+}
+
+/** The `observability:` section with its file paths made absolute against `dir`. */
+function resolveObservability(
+  o: NonNullable<PipelineInput["observability"]>,
+  dir: string,
+): NonNullable<PipelineInput["observability"]> {
+  const textfile = o.metrics.textfile;
+  return {
+    ...o,
+    metrics: {
+      ...o.metrics,
+      ...(textfile ? { textfile: { ...textfile, path: resolve(dir, textfile.path) } } : {}),
+    },
+    ...(o.lineage?.file ? { lineage: { ...o.lineage, file: resolve(dir, o.lineage.file) } } : {}),
+    report: { ...o.report, ...(o.report.path ? { path: resolve(dir, o.report.path) } : {}) },
+  };
 }
 
 /** JSON with sorted keys and secrets replaced by `***`; stable across runs. */

@@ -6,6 +6,9 @@
  * @module
  */
 import { z } from "zod";
+import { ObservabilitySchema } from "./config_observability.ts";
+import { ChecksSchema, QualitySchema } from "./config_quality.ts";
+import { StreamingSchema } from "./config_streaming.ts";
 import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "./quote.ts";
 
 const identifier = z.string().regex(IDENTIFIER_PATTERN, {
@@ -60,6 +63,8 @@ export const SourceSchema = z.strictObject({
   schema_drift: z.enum(["evolve", "fail"]).default("evolve"),
   /** What to do when a file is empty: fail or skip. */
   on_empty: z.enum(["fail", "skip"]).default("fail"),
+  /** Data-quality checks on the rows each run lands in bronze (`core/config_quality.ts`). */
+  checks: ChecksSchema.optional(),
 });
 
 /** One typed silver column. */
@@ -98,6 +103,10 @@ export const SilverTableSchema = z.strictObject({
   rules: z.array(RuleSchema).default([]),
   /** replace, append, merge (upsert by key) or scd2. */
   mode: z.enum(["replace", "append", "merge", "scd2"]).default("replace"),
+  /** Data-quality checks on the table (`core/config_quality.ts`). */
+  checks: ChecksSchema.optional(),
+  /** Data-quality checks on the rows this run sent to `<table>__quarantine`. */
+  quarantine_checks: ChecksSchema.optional(),
 });
 
 /** A gold model: one SELECT over silver and other gold tables. */
@@ -106,6 +115,8 @@ export const GoldModelSchema = z.strictObject({
   sql: z.string().min(1),
   /** Free text shown in docs and reports. */
   description: z.string().optional(),
+  /** Data-quality checks on the model's table (`core/config_quality.ts`). */
+  checks: ChecksSchema.optional(),
 });
 
 /** Publication settings of one table. */
@@ -139,6 +150,12 @@ export const PipelineSchema = z.strictObject({
   silver: z.record(identifier, SilverTableSchema).default({}),
   gold: z.record(identifier, GoldModelSchema).default({}),
   output: OutputSchema.optional(),
+  /** Metrics exporters, lineage and the run report (`core/config_observability.ts`). */
+  observability: ObservabilitySchema.optional(),
+  /** Data-quality settings: checks, profiling, samples, quarantine retention. */
+  quality: QualitySchema.optional(),
+  /** Micro-batch streaming ingestion (`core/config_streaming.ts`); required by `sluice stream`. */
+  streaming: StreamingSchema.optional(),
 });
 
 /** Parsed and validated `pipeline.yaml` (paths not yet resolved). */

@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { EngineError, errorMessage, LockHeldError, SandboxError } from "./errors.ts";
+import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import { EngineError, errorMessage, LockHeldError, SandboxError, SluiceError } from "./errors.ts";
 import { ident, literal, literalList } from "./quote.ts";
 
 /** Options for {@linkcode openEngine}. */
@@ -24,6 +24,33 @@ export interface EngineOptions {
   schemas?: string[];
   /** Schemas searched for unqualified table names, in order. */
   searchPath?: string[];
+}
+
+/** Where {@linkcode Engine.append} writes. */
+export interface AppendOptions {
+  /** Schema of the table; default `main`. */
+  schema?: string;
+  /** True for a temporary table (created with `CREATE TEMP TABLE`). */
+  temp?: boolean;
+}
+
+/**
+ * Writes the values of one row at a time, in column order, for
+ * {@linkcode Engine.append}. Call {@linkcode RowAppender.endRow} after each row.
+ */
+export interface RowAppender {
+  /** Appends a VARCHAR value, or NULL. */
+  varchar(value: string | null): void;
+  /** Appends an INTEGER value, or NULL. */
+  integer(value: number | null): void;
+  /** Appends a BIGINT value, or NULL. */
+  bigint(value: bigint | number | null): void;
+  /** Appends a DOUBLE value, or NULL. */
+  double(value: number | null): void;
+  /** Appends a BOOLEAN value, or NULL. */
+  boolean(value: boolean | null): void;
+  /** Ends the current row. */
+  endRow(): void;
 }
 
 /** A parameter value bound to `$name` placeholders. */
@@ -51,6 +78,17 @@ export interface Engine {
   transaction<T>(fn: () => Promise<T>): Promise<T>;
   /** Runs `CHECKPOINT` so the WAL is folded into the database file. */
   checkpoint(): Promise<void>;
+  /**
+   * Bulk-loads rows into an existing table with DuckDB's appender, much
+   * faster than INSERT statements for many rows. `fill` writes each row's
+   * values in column order and ends every row; the rows are flushed when it
+   * returns (inside the current transaction, if any).
+   */
+  append(
+    table: string,
+    fill: (row: RowAppender) => void | Promise<void>,
+    options?: AppendOptions,
+  ): Promise<void>;
   /** Closes the database and releases its lock. */
   close(): void;
 }
@@ -152,6 +190,41 @@ class DuckDbEngine implements Engine {
 
   async checkpoint(): Promise<void> {
     if (this.path !== ":memory:") await this.run("CHECKPOINT");
+  }
+
+  async append(
+    table: string,
+    fill: (row: RowAppender) => void | Promise<void>,
+    options: AppendOptions = {},
+  ): Promise<void> {
+    let appender: DuckDBAppender;
+    try {
+      appender = options.temp
+        ? await this.#conn.createAppender(table, "main", "temp")
+        : await this.#conn.createAppender(table, options.schema ?? "main");
+    } catch (e) {
+      throw classifyDuckDbError(e, `Cannot append to ${table}`);
+    }
+    const a = appender;
+    const row: RowAppender = {
+      varchar: (v) => v === null ? a.appendNull() : a.appendVarchar(v),
+      integer: (v) => v === null ? a.appendNull() : a.appendInteger(v),
+      bigint: (v) => v === null ? a.appendNull() : a.appendBigInt(BigInt(v)),
+      double: (v) => v === null ? a.appendNull() : a.appendDouble(v),
+      boolean: (v) => v === null ? a.appendNull() : a.appendBoolean(v),
+      endRow: () => a.endRow(),
+    };
+    try {
+      await fill(row);
+      a.closeSync();
+    } catch (e) {
+      try {
+        a.clear();
+        a.closeSync();
+      } catch { /* the appender may already be unusable */ }
+      if (e instanceof SluiceError) throw e;
+      throw classifyDuckDbError(e, `Cannot append to ${table}`);
+    }
   }
 
   close(): void {

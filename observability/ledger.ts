@@ -1,13 +1,33 @@
 /**
  * The run ledger: every run and every stage's row accounting, stored in the
- * pipeline's own database (`_sluice.runs`, `_sluice.stage_tables`).
+ * pipeline's own database.
+ *
+ * | table | one row per |
+ * | --- | --- |
+ * | `_sluice.runs` | run: command, trigger, start, end, status, error, versions, config hash |
+ * | `_sluice.stage_tables` | stage and table of a run: rows in, passed, quarantined, duplicates, duration |
+ * | `_sluice.run_manifests` | run: Sluice, DuckDB and Deno versions, config file and hash, SQL model hashes |
+ * | `_sluice.run_inputs` | input file a run read: path, size, mtime, SHA-256 |
+ * | `_sluice.column_stats` | column of a table a run wrote: rows, nulls, null ratio, approx. distinct |
+ *
+ * The data-quality tables (`_sluice.check_results`, `_sluice.check_failures`,
+ * `_sluice.profiles`) are written by the quality gate; readers here use them
+ * when they exist.
  *
  * @module
  */
 import type { Engine } from "../core/engine.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 
-/** The version of Sluice written into the ledger. */
+/**
+ * The version of Sluice written into the ledger.
+ *
+ * @example
+ * ```ts
+ * import { SLUICE_VERSION } from "./ledger.ts";
+ * const banner = `sluice ${SLUICE_VERSION}`;
+ * ```
+ */
 export const SLUICE_VERSION = "0.1.0";
 
 /**
@@ -27,10 +47,39 @@ export async function ensureLedger(db: Engine): Promise<void> {
     run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, command VARCHAR, trigger VARCHAR,
     started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, error VARCHAR,
     config_hash VARCHAR, sluice_version VARCHAR, duckdb_version VARCHAR)`);
+  // Wall time measured by the runner (the clock may be a test clock).
+  await db.run(`ALTER TABLE _sluice.runs ADD COLUMN IF NOT EXISTS duration_ms DOUBLE`);
   await db.run(`CREATE TABLE IF NOT EXISTS _sluice.stage_tables (
     run_id VARCHAR, stage VARCHAR, layer VARCHAR, table_name VARCHAR, rows_in BIGINT,
     passed BIGINT, quarantined BIGINT, duplicates BIGINT, duration_ms DOUBLE,
     skipped BOOLEAN, details JSON)`);
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.run_manifests (
+    run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, sluice_version VARCHAR, duckdb_version VARCHAR,
+    duckdb_source_id VARCHAR, deno_version VARCHAR, config_file VARCHAR, config_hash VARCHAR,
+    models JSON, recorded_at TIMESTAMPTZ)`);
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.run_inputs (
+    run_id VARCHAR, source VARCHAR, path VARCHAR, size BIGINT, mtime_ms DOUBLE, sha256 VARCHAR,
+    rows BIGINT, status VARCHAR)`);
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.column_stats (
+    run_id VARCHAR, layer VARCHAR, table_name VARCHAR, column_name VARCHAR, column_type VARCHAR,
+    row_count BIGINT, null_count BIGINT, null_ratio DOUBLE, distinct_approx BIGINT,
+    computed_at TIMESTAMPTZ)`);
+}
+
+/**
+ * True when `schema.table` exists (used for the optional data-quality tables).
+ *
+ * @example
+ * ```ts ignore
+ * if (await tableExists(db, "_sluice", "check_results")) { ... }
+ * ```
+ */
+export async function tableExists(db: Engine, schema: string, table: string): Promise<boolean> {
+  const row = await db.one(
+    `SELECT 1 AS x FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table`,
+    { schema, table },
+  );
+  return row !== undefined;
 }
 
 /**
@@ -47,8 +96,10 @@ export async function startRunRecord(
 ): Promise<void> {
   await ensureLedger(ctx.db);
   await ctx.db.run(
-    `INSERT INTO _sluice.runs VALUES ($run_id, $pipeline, $command, $trigger,
-      $started::TIMESTAMPTZ, NULL, 'running', NULL, $hash, $version, version())`,
+    `INSERT INTO _sluice.runs (run_id, pipeline, command, trigger, started_at, finished_at,
+      status, error, config_hash, sluice_version, duckdb_version)
+     VALUES ($run_id, $pipeline, $command, $trigger, $started::TIMESTAMPTZ, NULL, 'running', NULL,
+      $hash, $version, version())`,
     {
       run_id: ctx.runId,
       pipeline: ctx.config.pipeline,
@@ -102,16 +153,17 @@ export async function recordStageResult(ctx: RunContext, result: StageResult): P
  */
 export async function finishRunRecord(
   ctx: RunContext,
-  options: { status: string; error?: string },
+  options: { status: string; error?: string; finishedAt?: Date; durationMs?: number },
 ): Promise<void> {
   await ctx.db.run(
     `UPDATE _sluice.runs SET finished_at = $finished::TIMESTAMPTZ, status = $status,
-      error = $error WHERE run_id = $run_id`,
+      error = $error, duration_ms = $duration_ms WHERE run_id = $run_id`,
     {
       run_id: ctx.runId,
-      finished: ctx.clock.now().toISOString(),
+      finished: (options.finishedAt ?? ctx.clock.now()).toISOString(),
       status: options.status,
       error: options.error ?? null,
+      duration_ms: options.durationMs ?? null,
     },
   );
 }

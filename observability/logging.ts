@@ -6,7 +6,15 @@
  *
  * @module
  */
-import { configure, type LogLevel, type LogRecord, reset, type Sink } from "@logtape/logtape";
+import { AsyncLocalStorage } from "node:async_hooks";
+import {
+  configure,
+  type LogLevel,
+  type LogRecord,
+  reset,
+  type Sink,
+  withContext,
+} from "@logtape/logtape";
 
 /** Options of the formatters. */
 export interface FormatOptions {
@@ -52,6 +60,9 @@ function redact(text: string, secrets: readonly string[] | undefined): string {
   return text;
 }
 
+/** Keys every JSON line starts with, in this order, when the record has them. */
+const LEADING_KEYS = ["run_id", "pipeline", "stage"] as const;
+
 /**
  * Formats a record as one JSON object per line.
  *
@@ -73,6 +84,9 @@ export function formatJsonLine(record: LogRecord, options: FormatOptions = {}): 
     logger: record.category.join("."),
     message: renderMessage(record),
   };
+  for (const k of LEADING_KEYS) {
+    if (record.properties[k] !== undefined) obj[k] = record.properties[k];
+  }
   for (const [k, v] of Object.entries(record.properties)) {
     if (!(k in obj)) obj[k] = v;
   }
@@ -141,8 +155,10 @@ export async function configureLogging(options: LoggingOptions = {}): Promise<vo
   const write = options.write ?? writeStderr;
   const formatter = format === "json" ? formatJsonLine : formatTextLine;
   const sink: Sink = (record) => write(formatter(record, options));
+  activeFormat = format;
   await configure({
     reset: true,
+    contextLocalStorage: new AsyncLocalStorage(),
     sinks: { main: sink },
     loggers: [
       { category: ["sluice"], lowestLevel: options.level ?? "info", sinks: ["main"] },
@@ -161,5 +177,43 @@ export async function configureLogging(options: LoggingOptions = {}): Promise<vo
  * ```
  */
 export async function resetLogging(): Promise<void> {
+  activeFormat = undefined;
   await reset();
+}
+
+let activeFormat: "json" | "text" | undefined;
+
+/**
+ * The format {@linkcode configureLogging} chose (`auto` resolved), or
+ * `undefined` before logging is configured.
+ *
+ * @example
+ * ```ts
+ * import { configureLogging, logFormatInUse } from "./logging.ts";
+ * await configureLogging({ format: "json" });
+ * logFormatInUse(); // "json"
+ * ```
+ */
+export function logFormatInUse(): "json" | "text" | undefined {
+  return activeFormat;
+}
+
+/**
+ * Runs `fn` with `fields` (e.g. `run_id`, `pipeline`) added to every log
+ * record written while it runs, including records of code that does not
+ * know the run (DuckDB error reports, retries, third-party loggers). Before
+ * {@linkcode configureLogging} it just runs `fn`.
+ *
+ * @example
+ * ```ts
+ * import { getLogger } from "@logtape/logtape";
+ * import { configureLogging, withLogContext } from "./logging.ts";
+ * await configureLogging({ format: "json" });
+ * await withLogContext({ run_id: "r1", pipeline: "shop" }, async () => {
+ *   getLogger(["sluice", "x"]).info("carries run_id r1");
+ * });
+ * ```
+ */
+export function withLogContext<T>(fields: Record<string, unknown>, fn: () => T): T {
+  return activeFormat === undefined ? fn() : withContext(fields, fn);
 }

@@ -1,12 +1,55 @@
 /**
  * Sluice's Prometheus metrics on a per-run prom-client registry. A cron
- * process starts with fresh values, so per-run figures are gauges. Labels are
- * bounded: pipeline, stage, layer, table, outcome; never run ids or files.
+ * process starts with fresh values, so per-run figures are gauges; the one
+ * counter (`sluice_runs_total`) is read from the run ledger, which outlives
+ * the process. Labels are bounded: pipeline, stage, layer, table, column,
+ * check, severity, outcome, status; never run ids or file names.
+ *
+ * | metric | type | labels |
+ * | --- | --- | --- |
+ * | `sluice_stage_duration_seconds` | gauge | pipeline, stage |
+ * | `sluice_rows` | gauge | pipeline, layer, table, outcome (in, passed, quarantined, duplicate) |
+ * | `sluice_rows_quarantined` | gauge | pipeline, layer, table |
+ * | `sluice_duplicates_dropped` | gauge | pipeline, layer, table |
+ * | `sluice_files` | gauge | pipeline, source, outcome (found, new, reingest, unchanged, ignored, empty_skipped) |
+ * | `sluice_column_null_ratio` | gauge | pipeline, layer, table, column |
+ * | `sluice_check_status` | gauge | pipeline, layer, table, check, severity, status (pass, fail, error) |
+ * | `sluice_check_failing_rows` | gauge | pipeline, layer, table, check, severity |
+ * | `sluice_run_status` | gauge | pipeline, status (success, failed, quality_failed) |
+ * | `sluice_run_duration_seconds` | gauge | pipeline |
+ * | `sluice_last_run_timestamp_seconds` | gauge | pipeline |
+ * | `sluice_last_success_timestamp_seconds` | gauge | pipeline |
+ * | `sluice_runs_total` | counter | pipeline, status |
+ * | `sluice_build_info` | gauge | version, duckdb_version |
  *
  * @module
  */
-import { Gauge, type Registry } from "prom-client";
+import type { Logger } from "@logtape/logtape";
+import { Counter, Gauge, type Registry } from "prom-client";
 import type { StageResult } from "../core/run_context.ts";
+
+/**
+ * Statuses a run can end with; `sluice_run_status` has one series per status.
+ *
+ * @example
+ * ```ts
+ * import { RUN_STATUSES } from "./metrics.ts";
+ * RUN_STATUSES.includes("quality_failed"); // true
+ * ```
+ */
+export const RUN_STATUSES: readonly string[] = ["success", "failed", "quality_failed"];
+/**
+ * Statuses of a data-quality check; `sluice_check_status` has one series per status.
+ *
+ * @example
+ * ```ts
+ * import { CHECK_STATUSES } from "./metrics.ts";
+ * CHECK_STATUSES; // ["pass", "fail", "error"]
+ * ```
+ */
+export const CHECK_STATUSES: readonly string[] = ["pass", "fail", "error"];
+
+type CheckLabels = "pipeline" | "layer" | "table" | "check" | "severity";
 
 /** The metric set of one run, registered on a registry. */
 export interface SluiceMetrics {
@@ -14,12 +57,30 @@ export interface SluiceMetrics {
   stageDuration: Gauge<"pipeline" | "stage">;
   /** `sluice_rows{pipeline,layer,table,outcome}`: rows per outcome in this run. */
   rows: Gauge<"pipeline" | "layer" | "table" | "outcome">;
+  /** `sluice_rows_quarantined{pipeline,layer,table}`. */
+  quarantined: Gauge<"pipeline" | "layer" | "table">;
+  /** `sluice_duplicates_dropped{pipeline,layer,table}`. */
+  duplicates: Gauge<"pipeline" | "layer" | "table">;
+  /** `sluice_files{pipeline,source,outcome}`: files extract found, per outcome. */
+  files: Gauge<"pipeline" | "source" | "outcome">;
+  /** `sluice_column_null_ratio{pipeline,layer,table,column}`: 0..1. */
+  nullRatio: Gauge<"pipeline" | "layer" | "table" | "column">;
+  /** `sluice_check_status{...,status}`: 1 for the check's status, 0 for the others. */
+  checkStatus: Gauge<CheckLabels | "status">;
+  /** `sluice_check_failing_rows{pipeline,layer,table,check,severity}`. */
+  checkFailingRows: Gauge<CheckLabels>;
   /** `sluice_run_duration_seconds{pipeline}`. */
   runDuration: Gauge<"pipeline">;
-  /** `sluice_run_status{pipeline,status}`: 1 for the run's final status. */
+  /** `sluice_run_status{pipeline,status}`: 1 for the run's final status, 0 for the others. */
   runStatus: Gauge<"pipeline" | "status">;
-  /** `sluice_last_success_timestamp_seconds{pipeline}`: set by successful runs only. */
+  /** `sluice_last_run_timestamp_seconds{pipeline}`: when the last run ended, any status. */
+  lastRun: Gauge<"pipeline">;
+  /** `sluice_last_success_timestamp_seconds{pipeline}`: only successful runs advance it. */
   lastSuccess: Gauge<"pipeline">;
+  /** `sluice_runs_total{pipeline,status}`: runs recorded in the ledger. */
+  runsTotal: Counter<"pipeline" | "status">;
+  /** `sluice_build_info{version,duckdb_version}`: always 1. */
+  buildInfo: Gauge<"version" | "duckdb_version">;
 }
 
 function gauge<L extends string>(
@@ -32,6 +93,20 @@ function gauge<L extends string>(
   if (existing) return existing as Gauge<L>;
   return new Gauge({ name, help, labelNames, registers: [registry] });
 }
+
+function counter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: L[],
+): Counter<L> {
+  const existing = registry.getSingleMetric(name);
+  if (existing) return existing as Counter<L>;
+  return new Counter({ name, help, labelNames, registers: [registry] });
+}
+
+const TABLE = ["pipeline", "layer", "table"] as const;
+const CHECK = ["pipeline", "layer", "table", "check", "severity"] as const;
 
 /**
  * Returns Sluice's metrics on `registry`, registering them on first use.
@@ -50,35 +125,91 @@ export function sluiceMetrics(registry: Registry): SluiceMetrics {
       registry,
       "sluice_stage_duration_seconds",
       "Wall time of a stage in the last run",
-      [
-        "pipeline",
-        "stage",
-      ],
+      ["pipeline", "stage"],
     ),
-    rows: gauge(registry, "sluice_rows", "Rows per layer, table and outcome in the last run", [
-      "pipeline",
-      "layer",
-      "table",
-      "outcome",
-    ]),
+    rows: gauge(
+      registry,
+      "sluice_rows",
+      "Rows per layer, table and outcome (in, passed, quarantined, duplicate) in the last run",
+      [...TABLE, "outcome"],
+    ),
+    quarantined: gauge(
+      registry,
+      "sluice_rows_quarantined",
+      "Rows sent to quarantine per layer and table in the last run",
+      [...TABLE],
+    ),
+    duplicates: gauge(
+      registry,
+      "sluice_duplicates_dropped",
+      "Rows dropped as duplicates per layer and table in the last run",
+      [...TABLE],
+    ),
+    files: gauge(
+      registry,
+      "sluice_files",
+      "Source files extract found in the last run, per outcome",
+      ["pipeline", "source", "outcome"],
+    ),
+    nullRatio: gauge(
+      registry,
+      "sluice_column_null_ratio",
+      "Share of null values (0..1) per column of the tables the last run wrote",
+      [...TABLE, "column"],
+    ),
+    checkStatus: gauge(
+      registry,
+      "sluice_check_status",
+      "1 for the status (pass, fail, error) a data-quality check had in the last run",
+      [...CHECK, "status"],
+    ),
+    checkFailingRows: gauge(
+      registry,
+      "sluice_check_failing_rows",
+      "Rows failing a data-quality check in the last run",
+      [...CHECK],
+    ),
     runDuration: gauge(registry, "sluice_run_duration_seconds", "Wall time of the last run", [
       "pipeline",
     ]),
-    runStatus: gauge(registry, "sluice_run_status", "1 for the status the last run ended with", [
-      "pipeline",
-      "status",
-    ]),
+    runStatus: gauge(
+      registry,
+      "sluice_run_status",
+      "1 for the status the last run ended with (success, failed, quality_failed)",
+      ["pipeline", "status"],
+    ),
+    lastRun: gauge(
+      registry,
+      "sluice_last_run_timestamp_seconds",
+      "Unix time the last run ended, whatever its status",
+      ["pipeline"],
+    ),
     lastSuccess: gauge(
       registry,
       "sluice_last_success_timestamp_seconds",
-      "Unix time of the last successful run",
+      "Unix time of the last successful run (failed runs never advance it)",
       ["pipeline"],
+    ),
+    runsTotal: counter(
+      registry,
+      "sluice_runs_total",
+      "Runs recorded in the run ledger, per final status",
+      ["pipeline", "status"],
+    ),
+    buildInfo: gauge(
+      registry,
+      "sluice_build_info",
+      "Sluice and DuckDB versions of the process (always 1)",
+      ["version", "duckdb_version"],
     ),
   };
 }
 
+const FILE_OUTCOMES = ["new", "reingest", "unchanged", "ignored", "empty_skipped"] as const;
+
 /**
- * Records a stage's duration and row outcomes on the run's metrics.
+ * Records a stage's duration and row outcomes on the run's metrics. The
+ * extract stage counts files, so its figures go to `sluice_files`.
  *
  * @example
  * ```ts
@@ -94,10 +225,93 @@ export function recordStage(registry: Registry, pipeline: string, result: StageR
   const m = sluiceMetrics(registry);
   m.stageDuration.set({ pipeline, stage: result.stage }, result.durationMs / 1000);
   for (const t of result.tables) {
+    if (t.details?.unit === "files") {
+      m.files.set({ pipeline, source: t.table, outcome: "found" }, t.rowsIn);
+      for (const outcome of FILE_OUTCOMES) {
+        const n = t.details[outcome];
+        if (typeof n === "number") m.files.set({ pipeline, source: t.table, outcome }, n);
+      }
+      continue;
+    }
     const base = { pipeline, layer: t.layer, table: t.table };
     m.rows.set({ ...base, outcome: "in" }, t.rowsIn);
     m.rows.set({ ...base, outcome: "passed" }, t.passed);
     m.rows.set({ ...base, outcome: "quarantined" }, t.quarantined);
     m.rows.set({ ...base, outcome: "duplicate" }, t.duplicates);
+    m.quarantined.set(base, t.quarantined);
+    m.duplicates.set(base, t.duplicates);
   }
+}
+
+/** One sample of a metric, as logged and as the report reads it. */
+export interface MetricSample {
+  /** Metric name, e.g. `sluice_rows`. */
+  metric: string;
+  /** `gauge`, `counter`... */
+  type: string;
+  /** Label values. */
+  labels: Record<string, string | number>;
+  /** The value. */
+  value: number;
+}
+
+/**
+ * Every sample on `registry`, in registration order.
+ *
+ * @example
+ * ```ts
+ * import { Registry } from "prom-client";
+ * import { metricSamples, sluiceMetrics } from "./metrics.ts";
+ * const registry = new Registry();
+ * sluiceMetrics(registry).runDuration.set({ pipeline: "shop" }, 2);
+ * const samples = await metricSamples(registry);
+ * // [{ metric: "sluice_run_duration_seconds", type: "gauge", labels: { pipeline: "shop" }, value: 2 }]
+ * ```
+ */
+export async function metricSamples(registry: Registry): Promise<MetricSample[]> {
+  const out: MetricSample[] = [];
+  for (const family of await registry.getMetricsAsJSON()) {
+    for (const v of family.values) {
+      out.push({
+        metric: (v as { metricName?: string }).metricName ?? family.name,
+        type: String(family.type),
+        labels: { ...v.labels } as Record<string, string | number>,
+        value: v.value,
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Logs every metric sample as one `metric` event (`metric`, `type`,
+ * `labels`, `value`), so log pipelines see the same figures Prometheus does.
+ * The logger's context (run_id, pipeline) goes on every line. Level `info`
+ * unless `level: "debug"` is asked for.
+ *
+ * @example
+ * ```ts
+ * import { getLogger } from "@logtape/logtape";
+ * import { Registry } from "prom-client";
+ * import { logMetrics } from "./metrics.ts";
+ * await logMetrics(new Registry(), getLogger(["sluice", "metrics"]).with({ run_id: "r1" }));
+ * ```
+ */
+export async function logMetrics(
+  registry: Registry,
+  logger: Logger,
+  options: { level?: "info" | "debug" } = {},
+): Promise<number> {
+  const samples = await metricSamples(registry);
+  const log = options.level === "debug" ? logger.debug.bind(logger) : logger.info.bind(logger);
+  for (const s of samples) {
+    log("metric {metric}", {
+      event: "metric",
+      metric: s.metric,
+      type: s.type,
+      labels: s.labels,
+      value: s.value,
+    });
+  }
+  return samples.length;
 }

@@ -28,6 +28,10 @@ export const ECOMMERCE_PIPELINE_YAML: string =
 #
 # Layers: bronze = raw rows as text, silver = typed, cleaned and deduplicated,
 # gold = SQL models over silver, output = published Parquet.
+#
+# Data quality: every table is profiled each run, and the checks below run on
+# the staged tables before anything is published. A failed \`error\` check
+# rolls the run back and exits 3; a failed \`warn\` check is only reported.
 
 pipeline: ecommerce
 
@@ -53,6 +57,10 @@ sources:
     glob: "orders_*.csv"
     # A re-sent batch with the same name is loaded again.
     on_change: reingest
+    # Bronze checks see the rows this run landed. About 0.25% of raw
+    # timestamps are garbage ("not a date"); silver quarantines them.
+    checks:
+      - regex: { column: order_ts, pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}", threshold: "1%" }
 
 silver:
   customers:
@@ -70,6 +78,12 @@ silver:
       country: { type: VARCHAR, expr: "upper(trim(country))" }
       signup_date: { type: DATE }
       updated_at: { type: TIMESTAMP }
+    checks:
+      - unique: { column: customer_id }
+      # About 2% of customers have no email: worth a warning, not a stop.
+      - not_null: { column: email, severity: warn }
+      - null_ratio: { column: email, max: 0.05 }
+      - regex: { column: country, pattern: "^[A-Z]{2}$" }
 
   products:
     from: products
@@ -80,6 +94,9 @@ silver:
       name: { type: VARCHAR }
       category: { type: VARCHAR }
       unit_price: { type: "DECIMAL(12,2)" }
+    checks:
+      - unique: { column: product_id }
+      - range: { column: unit_price, min: 0, min_inclusive: false }
 
   orders:
     from: orders
@@ -104,6 +121,27 @@ silver:
       # Negative quantities are returns booked wrongly upstream.
       - name: positive_quantity
         sql: quantity > 0
+    checks:
+      - unique: { column: order_id }
+      - accepted_values:
+          column: status
+          values: [completed, shipped, pending, cancelled, returned]
+      # About 0.5% of orders name customers the export does not have yet.
+      - relationships: { column: customer_id, to: customers, severity: warn }
+      - relationships: { column: product_id, to: products }
+      - range: { column: quantity, min: 1, max: 1000 }
+      - row_count: { name: orders_present, min: 1 }
+      - row_count: { name: orders_growth, max_change_pct: 50, severity: warn }
+      # The demo's orders end on 2026-06-30, so later runs warn here.
+      - freshness: { column: order_ts, max_age: 2d, severity: warn }
+      - expression: { name: positive_line_total, sql: "quantity * unit_price > 0" }
+      # Null share of customer_id against the median of the last 7 good runs.
+      - drift: { metric: null_ratio, column: customer_id, max_delta: 0.01, severity: warn }
+    # Checks on the rows this run sent to silver.orders__quarantine.
+    quarantine_checks:
+      - accepted_values:
+          column: _reason_code
+          values: [cast_failed, null_violation, rule_failed]
 
 gold:
   daily_revenue_by_country:
@@ -117,6 +155,9 @@ gold:
       from orders
       group by all
       order by date, country
+    checks:
+      - unique: { columns: [date, country] }
+      - range: { column: revenue, min: 0 }
 
   customer_lifetime_value:
     description: Orders, revenue and first/last order of every known customer.
@@ -133,6 +174,8 @@ gold:
       join customers c using (customer_id)
       group by all
       order by revenue desc, customer_id
+    checks:
+      - unique: { column: customer_id }
 
   top_products:
     description: The 100 products with the most revenue.
@@ -149,6 +192,8 @@ gold:
       group by product_id, p.name, p.category
       qualify rank <= 100
       order by rank, product_id
+    checks:
+      - row_count: { min: 1, max: 200 }
 
 output:
   tables:
@@ -157,4 +202,10 @@ output:
       partition_by: [country]
     customer_lifetime_value: {}
     top_products: {}
+
+quality:
+  # Failing rows kept per failing check in _sluice.check_failures.
+  sample_size: 5
+  # Keep the quarantined rows of the last 30 runs.
+  quarantine_retention: { runs: 30 }
 `;

@@ -1,0 +1,364 @@
+/**
+ * The `streaming:` section of `pipeline.yaml`: one micro-batch stream from
+ * a landing folder of NDJSON or CSV files into a table, with a checkpoint,
+ * an event-time watermark and a dead-letter queue. Safety by schema: the
+ * checkpoint, the dead-letter table, the watermark and an explicit
+ * `fail_on_data_loss` choice are required, and every duration is parsed
+ * strictly (`"90s"`, `"30 minutes"`, `"1 hour"`; `"1 hourz"` is an error with
+ * its line and column).
+ *
+ * ```yaml
+ * streaming:
+ *   source: { format: ndjson, path: ./landing/events, glob: "*.ndjson", settle: 2s }
+ *   columns:
+ *     event_id: { type: VARCHAR, nullable: false }
+ *     event_time: { type: TIMESTAMPTZ, nullable: false }
+ *     country: { type: VARCHAR }
+ *     amount: { type: DECIMAL(12,2) }
+ *   target: events
+ *   dlq: events__dlq
+ *   checkpoint: events_v1
+ *   watermark: { column: event_time, delay: 10 minutes }
+ *   fail_on_data_loss: true
+ *   trigger_interval: 30s
+ *   max_files_per_trigger: 10
+ *   clean_source: archive
+ *   archive_path: ./archive/events
+ *   windows:
+ *     revenue_5m:
+ *       size: 5 minutes
+ *       group_by: [country]
+ *       aggregates: { revenue: "sum(amount)", orders: "count(*)" }
+ *   export: { path: ./lake/export/events, max_records_per_file: 100000 }
+ * ```
+ *
+ * @module
+ */
+import { isAbsolute, relative, resolve, sep } from "node:path";
+import { z } from "zod";
+import { durationProblem, parseDuration } from "./duration.ts";
+import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "./quote.ts";
+
+const identifier = z.string().regex(IDENTIFIER_PATTERN, {
+  error: "must be an identifier (letters, digits and _, not starting with a digit, at most 63)",
+});
+
+const sqlTypeName = z.string().regex(TYPE_PATTERN, {
+  error: "must be a DuckDB type such as VARCHAR, BIGINT, DOUBLE, DECIMAL(12,2), DATE, TIMESTAMPTZ",
+});
+
+const SIZE = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$/i;
+
+const sizeText = z.string().regex(SIZE, { error: 'must be a size such as "64MB" or "1GB"' });
+
+/**
+ * A strict duration string (see `core/duration.ts`); `positive` rejects zero.
+ */
+function duration(options: { positive?: boolean } = {}) {
+  // A bare YAML number (`delay: 90`) gets the duration message ("has no unit").
+  return z.union([z.string(), z.number()]).superRefine((value, ctx) => {
+    const problem = durationProblem(String(value));
+    if (problem !== undefined) {
+      ctx.addIssue({ code: "custom", message: problem, input: value });
+    } else if (options.positive && parseDuration(String(value)) <= 0) {
+      ctx.addIssue({ code: "custom", message: `must be longer than zero, got "${value}"` });
+    }
+  }).transform((value) => String(value));
+}
+
+/** Reader options of a CSV stream source. */
+export const StreamCsvOptionsSchema = z.strictObject({
+  /** Field separator, one character. Default `,`. */
+  delimiter: z.string().length(1).default(","),
+  /** Quote character. Default `"`. */
+  quote: z.string().length(1).default('"'),
+  /** Escape character inside quotes; default the quote itself (`""`). */
+  escape: z.string().length(1).optional(),
+  /** True when the first line of each file names the fields. Default true. */
+  header: z.boolean().default(true),
+  /** Unquoted text read as NULL. Default the empty string. */
+  null_string: z.string().default(""),
+});
+
+/** The landing folder a stream reads. */
+export const StreamSourceSchema = z.strictObject({
+  /** `ndjson` (one JSON object per line) or `csv`. */
+  format: z.enum(["ndjson", "csv"]),
+  /** Landing folder (added to the sandbox). */
+  path: z.string().min(1),
+  /** Glob relative to `path`, e.g. `events_*.ndjson`. Default `*`. */
+  glob: z.string().min(1).default("*"),
+  /** CSV reader options. */
+  options: StreamCsvOptionsSchema.optional(),
+  /**
+   * A file is complete once its size and modification time have not changed
+   * for this long (and are unchanged between two looks). Default `2s`.
+   */
+  settle: duration().default("2s"),
+  /**
+   * When set, a file is complete once a marker file named `<file><suffix>`
+   * exists (e.g. `.done`); `settle` is then not used.
+   */
+  marker_suffix: z.string().min(1).regex(/^[^/\\]+$/, { error: "must not contain / or \\" })
+    .optional(),
+});
+
+/** One declared field of the stream's records. */
+export const StreamColumnSchema = z.strictObject({
+  /** DuckDB type; a value that does not cast is a `schema_violation`. */
+  type: sqlTypeName,
+  /**
+   * Where the value comes from: for NDJSON a top-level key or a JSON path
+   * (`$.user.id`); for CSV a header name. Default: the column's name.
+   */
+  from: z.string().min(1).optional(),
+  /** When false, a missing or null value is a `schema_violation`. Default true. */
+  nullable: z.boolean().default(true),
+  /** strptime format for DATE and TIMESTAMP columns, e.g. `%d/%m/%Y %H:%M`. */
+  format: z.string().min(1).optional(),
+});
+
+/** The event-time watermark: rows older than the latest event time minus `delay` are late. */
+export const WatermarkSchema = z.strictObject({
+  /** Event-time column (TIMESTAMPTZ, TIMESTAMP or DATE), one of `columns`. */
+  column: identifier,
+  /** How far behind the latest event time a row may be and still count, e.g. `10 minutes`. */
+  delay: duration(),
+});
+
+/** A tumbling-window aggregate emitted once the watermark passes the window's end. */
+export const WindowSchema = z.strictObject({
+  /** Window length, e.g. `5 minutes`. Windows are aligned to the Unix epoch (UTC). */
+  size: duration({ positive: true }),
+  /** Columns to group by within each window. */
+  group_by: z.array(identifier).default([]),
+  /** Output column name to SQL aggregate over the stream's columns, e.g. `sum(amount)`. */
+  aggregates: z.record(identifier, z.string().min(1)).refine((a) => Object.keys(a).length > 0, {
+    error: "needs at least one aggregate, e.g. { orders: count(*) }",
+  }),
+});
+
+/** Continuous Parquet export of the target table. */
+export const StreamExportSchema = z.strictObject({
+  /** Folder the Parquet files are published into (added to the sandbox). */
+  path: z.string().min(1),
+  /** At most this many rows per Parquet file. Default 1,000,000. */
+  max_records_per_file: z.number().int().min(1).default(1_000_000),
+});
+
+/**
+ * The whole `streaming:` section.
+ *
+ * @example
+ * ```ts
+ * import { StreamingSchema } from "./config_streaming.ts";
+ * const r = StreamingSchema.safeParse({ target: "events" });
+ * r.success; // false: source, columns, dlq, checkpoint, watermark, fail_on_data_loss are required
+ * ```
+ */
+export const StreamingSchema = z.strictObject({
+  /** The landing folder. */
+  source: StreamSourceSchema,
+  /** Declared fields, in target-table order. */
+  columns: z.record(identifier, StreamColumnSchema).refine((c) => Object.keys(c).length > 0, {
+    error: "needs at least one column",
+  }),
+  /** Target table in the `silver` schema; each valid record is appended exactly once. */
+  target: identifier,
+  /** Dead-letter table in the `silver` schema (the shared DLQ schema). */
+  dlq: identifier,
+  /** Name of the stream's progress in `_sluice.stream_checkpoint`; a new name starts over. */
+  checkpoint: identifier,
+  /** The event-time watermark. */
+  watermark: WatermarkSchema,
+  /** Stop when a partly read file is truncated, removed or rewritten (true), or skip it (false). */
+  fail_on_data_loss: z.boolean(),
+  /** Time between batch starts for `--trigger interval`. Default `1 minute`. */
+  trigger_interval: duration({ positive: true }).default("1 minute"),
+  /** At most this many files per batch. Default 100. */
+  max_files_per_trigger: z.number().int().min(1).default(100),
+  /** At most this many records (lines) per batch; a bigger file spans batches. Default 1,000,000. */
+  max_records_per_trigger: z.number().int().min(1).default(1_000_000),
+  /** At most this many bytes read per batch. Default `256MB`. */
+  max_bytes_per_trigger: sizeText.default("256MB"),
+  /** After the commit that finished a file: leave it (`off`), move it (`archive`) or `delete` it. */
+  clean_source: z.enum(["off", "archive", "delete"]).default("off"),
+  /** Folder finished files move to when `clean_source: archive`. */
+  archive_path: z.string().min(1).optional(),
+  /** Tumbling-window aggregates, each written to `gold.<name>`. */
+  windows: z.record(identifier, WindowSchema).default({}),
+  /** Optional continuous Parquet export of the target table. */
+  export: StreamExportSchema.optional(),
+}).superRefine((s, ctx) => {
+  // Zod runs this even when fields inside failed, so every access is guarded.
+  const at = (path: (string | number)[], message: string) =>
+    ctx.addIssue({ code: "custom", path, message });
+  const declared: Record<string, { type?: unknown; format?: unknown }> =
+    typeof s.columns === "object" && s.columns !== null ? s.columns : {};
+  const columns = Object.keys(declared);
+  const wmColumn = s.watermark?.column;
+  if (typeof wmColumn === "string" && columns.length > 0) {
+    const wm = declared[wmColumn];
+    if (wm === undefined) {
+      at(
+        ["watermark", "column"],
+        `"${wmColumn}" is not among the declared columns (${columns.join(", ")})`,
+      );
+    } else if (typeof wm.type === "string" && !EVENT_TIME_TYPE.test(wm.type.trim())) {
+      at(
+        ["columns", wmColumn, "type"],
+        `the watermark column must be TIMESTAMPTZ, TIMESTAMP or DATE, got ${wm.type}`,
+      );
+    }
+  }
+  if (typeof s.dlq === "string" && s.dlq === s.target) at(["dlq"], "must differ from target");
+  for (const [name, col] of Object.entries(declared)) {
+    if (
+      col?.format !== undefined && typeof col.type === "string" &&
+      !/^(DATE|TIMESTAMP)/i.test(col.type.trim())
+    ) {
+      at(["columns", name, "format"], "format applies only to DATE and TIMESTAMP columns");
+    }
+  }
+  if (s.source?.options !== undefined && s.source?.format !== "csv") {
+    at(["source", "options"], "options apply only to format: csv");
+  }
+  if (s.clean_source === "archive" && s.archive_path === undefined) {
+    at(["clean_source"], "clean_source: archive needs archive_path (the folder files move to)");
+  }
+  if (s.clean_source !== "archive" && s.archive_path !== undefined) {
+    at(["archive_path"], "archive_path is used only with clean_source: archive");
+  }
+  const windows = typeof s.windows === "object" && s.windows !== null ? s.windows : {};
+  for (const [name, w] of Object.entries(windows)) {
+    const groupBy = Array.isArray(w?.group_by) ? w.group_by : [];
+    if (columns.length > 0) {
+      groupBy.forEach((g, i) => {
+        if (typeof g === "string" && !columns.includes(g)) {
+          at(
+            ["windows", name, "group_by", i],
+            `"${g}" is not among the declared columns (${columns.join(", ")})`,
+          );
+        }
+      });
+    }
+    const aggregates = typeof w?.aggregates === "object" && w.aggregates !== null
+      ? w.aggregates
+      : {};
+    for (const reserved of ["window_start", "window_end", ...groupBy]) {
+      if (Object.hasOwn(aggregates, reserved)) {
+        at(
+          ["windows", name, "aggregates", reserved],
+          `"${reserved}" is already a column of the window table`,
+        );
+      }
+    }
+  }
+});
+
+const EVENT_TIME_TYPE = /^(TIMESTAMPTZ|TIMESTAMP WITH TIME ZONE|TIMESTAMP|DATE)$/i;
+
+/** The `streaming:` section after validation (paths not yet resolved). */
+export type StreamingConfig = z.infer<typeof StreamingSchema>;
+/** One declared stream column after validation. */
+export type StreamColumnConfig = z.infer<typeof StreamColumnSchema>;
+/** One window after validation. */
+export type WindowConfig = z.infer<typeof WindowSchema>;
+
+function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/**
+ * Makes the section's paths (`source.path`, `archive_path`, `export.path`)
+ * absolute against the config file's folder.
+ *
+ * @example
+ * ```ts ignore
+ * const s = resolveStreaming(input.streaming, "/srv/shop");
+ * s.source.path; // "/srv/shop/landing/events"
+ * ```
+ */
+export function resolveStreaming(s: StreamingConfig, dir: string): StreamingConfig {
+  return {
+    ...s,
+    source: { ...s.source, path: resolve(dir, s.source.path) },
+    ...(s.archive_path !== undefined ? { archive_path: resolve(dir, s.archive_path) } : {}),
+    ...(s.export !== undefined
+      ? { export: { ...s.export, path: resolve(dir, s.export.path) } }
+      : {}),
+  };
+}
+
+/**
+ * The folders a stream needs inside the DuckDB sandbox: the landing
+ * folder, the archive folder and the export folder (absolute, resolved).
+ *
+ * @example
+ * ```ts ignore
+ * streamingDirectories(config.streaming); // ["/srv/shop/landing/events", "/srv/shop/archive"]
+ * ```
+ */
+export function streamingDirectories(s: StreamingConfig): string[] {
+  const dirs = [s.source.path];
+  if (s.archive_path !== undefined) dirs.push(s.archive_path);
+  if (s.export !== undefined) dirs.push(s.export.path);
+  return dirs;
+}
+
+/**
+ * Where a resolved stream config is unsafe in a way the schema cannot see
+ * (paths relative to each other): the archive or export folder inside a
+ * landing folder read recursively. Returns `[key, problem]` pairs.
+ *
+ * @example
+ * ```ts ignore
+ * streamingPathProblems(config.streaming); // [["archive_path", "must not be inside ..."]]
+ * ```
+ */
+export function streamingPathProblems(s: StreamingConfig): [string, string][] {
+  const problems: [string, string][] = [];
+  const recursive = s.source.glob.includes("/") || s.source.glob.includes("**");
+  const check = (key: string, path: string | undefined) => {
+    if (path === undefined) return;
+    if (path === s.source.path || (recursive && isInside(s.source.path, path))) {
+      problems.push([
+        key,
+        `must not be the landing folder ${JSON.stringify(s.source.path)}` +
+        (recursive ? " or inside it (the glob reads sub-folders)" : ""),
+      ]);
+    }
+  };
+  check("archive_path", s.archive_path);
+  check("export.path", s.export?.path);
+  return problems;
+}
+
+/**
+ * Bytes of a size text such as `256MB` (powers of 1000) or `1GiB` (powers of 1024).
+ *
+ * @example
+ * ```ts
+ * import { sizeBytes } from "./config_streaming.ts";
+ * sizeBytes("256MB"); // 256000000
+ * sizeBytes("1GiB"); // 1073741824
+ * ```
+ */
+export function sizeBytes(text: string): number {
+  const m = SIZE.exec(text);
+  if (!m) throw new TypeError(`Cannot read size ${JSON.stringify(text)}`);
+  const unit = m[2].toUpperCase();
+  const factor: Record<string, number> = {
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KIB: 1024,
+    MIB: 1024 ** 2,
+    GIB: 1024 ** 3,
+    TIB: 1024 ** 4,
+  };
+  return Math.round(Number(m[1]) * factor[unit]);
+}

@@ -1,0 +1,328 @@
+/**
+ * The audit step of write-audit-publish. {@linkcode auditLayer} profiles the
+ * tables of a layer and runs their checks; {@linkcode gateFailures} picks the
+ * results that must stop the run (error-level checks that failed or could
+ * not be evaluated); {@linkcode qualityGateError} says which, with counts.
+ *
+ * The pipeline runner builds silver and gold inside one transaction on a
+ * {@linkcode stagedEngine} (no checkpoints while staged), audits the staged
+ * tables, and commits only when the gate passes; see `stages/pipeline.ts`.
+ * {@linkcode checkTables} runs the checks alone against the current tables
+ * (`sluice check`).
+ *
+ * @module
+ */
+import { qualitySettings } from "../core/config_quality.ts";
+import type { Engine } from "../core/engine.ts";
+import { QualityGateError } from "../core/errors.ts";
+import { literal, qualified } from "../core/quote.ts";
+import type { RunContext, RunSummary } from "../core/run_context.ts";
+import { observeRunFinished, observeRunStarted } from "../observability/run_observer.ts";
+import {
+  type CheckResult,
+  type CheckTarget,
+  checkTargets,
+  type Layer,
+  runChecks,
+} from "./checks.ts";
+import { observeCheckResults, observeProfiles } from "./events.ts";
+import { recordCheckResults, recordProfiles } from "./history.ts";
+import { profileTable, type TableProfile } from "./profile.ts";
+
+/** Bronze's bookkeeping columns, left out of bronze profiles. */
+const BRONZE_BOOKKEEPING = ["_run_id", "_ingested_at", "_source_file", "_source_row"];
+
+/** What auditing one layer found. */
+export interface LayerAudit {
+  /** The layer. */
+  layer: Layer;
+  /** One result per check, in config order. */
+  results: CheckResult[];
+  /** One profile per profiled table. */
+  profiles: TableProfile[];
+  /** Wall time in milliseconds. */
+  durationMs: number;
+}
+
+/** Options of {@linkcode auditLayer}. */
+export interface AuditOptions {
+  /**
+   * Which rows bronze and quarantine checks see: `run` (the rows this run
+   * landed or quarantined; the default) or `latest` (the latest batch in the
+   * table, for `sluice check`).
+   */
+  batch?: "run" | "latest";
+  /** Bronze only: the sources that landed rows in this run (batch `run`). Default all. */
+  sources?: readonly string[];
+  /** Run the checks. Default `quality.checks`. */
+  checks?: boolean;
+  /** Profile every table. Default `quality.profiling`; tables with drift checks always are. */
+  profiling?: boolean;
+  /** Only these tables (silver table names also select their quarantine checks). */
+  tables?: readonly string[];
+}
+
+/** The tables of a layer, as the config declares them. */
+function layerTables(ctx: RunContext, layer: Layer): string[] {
+  const c = ctx.config;
+  return Object.keys(layer === "bronze" ? c.sources : layer === "silver" ? c.silver : c.gold);
+}
+
+/**
+ * Profiles the tables of a layer and runs their checks. Bronze tables are
+ * profiled and checked on the batch of rows the run landed; silver and gold
+ * tables whole; quarantine checks see the rows this run quarantined.
+ * Results and profiles are logged and set on the run's metrics, not stored
+ * (see {@linkcode recordAudits}).
+ *
+ * @example
+ * ```ts ignore
+ * const audit = await auditLayer(ctx, "silver");
+ * const failed = gateFailures(audit.results);
+ * ```
+ */
+export async function auditLayer(
+  ctx: RunContext,
+  layer: Layer,
+  options: AuditOptions = {},
+): Promise<LayerAudit> {
+  const started = performance.now();
+  const settings = qualitySettings(ctx.config);
+  const batch = options.batch ?? "run";
+  const doChecks = options.checks ?? settings.checks;
+  const doProfiles = options.profiling ?? settings.profiling;
+  const wanted = (table: string) =>
+    (options.tables === undefined || options.tables.includes(table)) &&
+    (layer !== "bronze" || batch === "latest" || options.sources === undefined ||
+      options.sources.includes(table));
+
+  const bronzeScope = (table: string) =>
+    batch === "run"
+      ? `_run_id = ${literal(ctx.runId)}`
+      : `_ingested_at = (SELECT max(_ingested_at) FROM ${qualified("bronze", table)})`;
+  const quarantineScope = (table: string) =>
+    batch === "run"
+      ? `_run_id = ${literal(ctx.runId)}`
+      : `_run_id = (SELECT _run_id FROM ${
+        qualified("silver", table)
+      } ORDER BY _quarantined_at DESC, _run_id DESC LIMIT 1)`;
+
+  const targets: CheckTarget[] = [];
+  if (doChecks) {
+    for (const t of checkTargets(ctx.config, layer)) {
+      const owner = t.quarantine ? t.table.replace(/__quarantine$/, "") : t.table;
+      if (!wanted(owner)) continue;
+      if (layer === "bronze") t.scope = bronzeScope(t.table);
+      if (t.quarantine) t.scope = quarantineScope(t.table);
+      targets.push(t);
+    }
+  }
+
+  const toProfile = new Set<string>();
+  if (doProfiles) { for (const t of layerTables(ctx, layer)) if (wanted(t)) toProfile.add(t); }
+  for (const t of targets) {
+    if (!t.quarantine && t.checks.some((c) => c.type === "drift")) toProfile.add(t.table);
+  }
+  const profiles: TableProfile[] = [];
+  for (const table of toProfile) {
+    const p = await profileTable(ctx.db, { layer, schema: layer, table }, {
+      scope: layer === "bronze" ? bronzeScope(table) : undefined,
+      exclude: layer === "bronze" ? BRONZE_BOOKKEEPING : undefined,
+    });
+    if (p.columns.length > 0) profiles.push(p);
+  }
+  observeProfiles(ctx, profiles);
+
+  const results: CheckResult[] = [];
+  const sampleSize = settings.sample_size;
+  for (const t of targets) {
+    const profile = profiles.find((p) => p.table === t.table && !t.quarantine);
+    const found = await runChecks(ctx, t, { sampleSize, profile });
+    results.push(...found);
+    if (found.some((r) => r.aborted)) break;
+  }
+  observeCheckResults(ctx, results);
+  const durationMs = performance.now() - started;
+  if (targets.length > 0 || profiles.length > 0) {
+    ctx.logger.getChild("quality").with({ stage: layer }).info("layer audited", {
+      event: "layer_audited",
+      layer,
+      checks: results.length,
+      passed: results.filter((r) => r.status === "pass").length,
+      failed: results.filter((r) => r.status === "fail").length,
+      errored: results.filter((r) => r.status === "error").length,
+      tables_profiled: profiles.length,
+      duration_ms: Math.round(durationMs),
+    });
+  }
+  return { layer, results, profiles, durationMs };
+}
+
+/**
+ * Stores audits in the quality history (`_sluice.check_results`,
+ * `_sluice.check_failures`, `_sluice.profiles`).
+ *
+ * @example
+ * ```ts ignore
+ * await recordAudits(ctx, [audit]);
+ * ```
+ */
+export async function recordAudits(ctx: RunContext, audits: readonly LayerAudit[]): Promise<void> {
+  await recordCheckResults(ctx.db, ctx.runId, audits.flatMap((a) => a.results));
+  await recordProfiles(ctx.db, ctx.runId, audits.flatMap((a) => a.profiles), ctx.clock.now());
+}
+
+/**
+ * The results that stop a run: error-level checks that failed or could not
+ * be evaluated, and any check whose SQL error aborted the transaction.
+ *
+ * @example
+ * ```ts ignore
+ * if (gateFailures(audit.results).length > 0) throw qualityGateError(...);
+ * ```
+ */
+export function gateFailures(results: readonly CheckResult[]): CheckResult[] {
+  return results.filter((r) => (r.severity === "error" && r.status !== "pass") || r.aborted);
+}
+
+/**
+ * One line per failed check: `silver.orders unique_order_id: 20 of 1,010 rows (1.98%) fail...`.
+ *
+ * @example
+ * ```ts ignore
+ * console.log(describeFailures(failed).join("\n"));
+ * ```
+ */
+export function describeFailures(failures: readonly CheckResult[]): string[] {
+  return failures.map((r) =>
+    `${r.layer}.${r.table} ${r.check} (${r.type}, ${r.severity}, ${r.status}): ${r.message}`
+  );
+}
+
+/**
+ * The error that ends a run whose gate failed (exit code 3), listing the
+ * failed checks with their counts.
+ *
+ * @example
+ * ```ts ignore
+ * throw qualityGateError(failed, { layer: "silver", published: false });
+ * ```
+ */
+export function qualityGateError(
+  failures: readonly CheckResult[],
+  options: { layer?: string; published?: boolean } = {},
+): QualityGateError {
+  const n = failures.length;
+  const where = options.layer ? ` in ${options.layer}` : "";
+  const tail = options.published === false ? "; nothing was published" : "";
+  const head = `Data-quality gate failed${where}: ${n} check${n === 1 ? "" : "s"} failed${tail}`;
+  return new QualityGateError(
+    [head, ...describeFailures(failures).map((l) => `  ${l}`)].join("\n"),
+    {
+      context: {
+        layer: options.layer,
+        failed_checks: failures.map((r) => ({
+          layer: r.layer,
+          table: r.table,
+          check: r.check,
+          status: r.status,
+          failing_rows: r.failingRows,
+          total_rows: r.totalRows,
+        })),
+      },
+    },
+  );
+}
+
+/**
+ * The run's engine for staged (not yet published) work: the same database
+ * and transaction, but `checkpoint()` does nothing, because DuckDB cannot
+ * checkpoint inside a transaction. The runner checkpoints after the commit.
+ *
+ * @example
+ * ```ts ignore
+ * const staged = { ...ctx, db: stagedEngine(ctx.db) };
+ * await ctx.db.transaction(() => silver(staged));
+ * ```
+ */
+export function stagedEngine(db: Engine): Engine {
+  return new Proxy(db, {
+    get(target, prop) {
+      if (prop === "checkpoint") return () => Promise.resolve();
+      const value = Reflect.get(target, prop, target);
+      // Methods run on the real engine (it keeps private state).
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
+/** What `sluice check` found. */
+export interface CheckCommandResult {
+  /** Every check result, bronze first. */
+  results: CheckResult[];
+  /** The results that fail the gate. */
+  failed: CheckResult[];
+  /** Profiles taken for drift checks. */
+  profiles: TableProfile[];
+}
+
+/**
+ * Runs the checks alone against the current tables (`sluice check`): bronze
+ * and quarantine checks see the latest batch in their table. The run is
+ * recorded in the ledger with command `check` and its results in the
+ * quality history; it ends `quality_failed` when an error-level check
+ * fails. Does not throw for failed checks: the caller decides.
+ *
+ * @example
+ * ```ts ignore
+ * const { results, failed } = await checkTables(ctx, { layers: ["silver"] });
+ * if (failed.length > 0) throw qualityGateError(failed);
+ * ```
+ */
+export async function checkTables(
+  ctx: RunContext,
+  options: { layers?: readonly Layer[]; tables?: readonly string[] } = {},
+): Promise<CheckCommandResult> {
+  const layers = options.layers ?? ["bronze", "silver", "gold"];
+  const started = performance.now();
+  const summary: RunSummary = {
+    runId: ctx.runId,
+    status: "success",
+    durationMs: 0,
+    stages: [],
+    noop: false,
+  };
+  await observeRunStarted(ctx, { command: "check", stages: [...layers] });
+  const audits: LayerAudit[] = [];
+  try {
+    for (const layer of layers) {
+      audits.push(
+        await auditLayer(ctx, layer, {
+          batch: "latest",
+          checks: true,
+          profiling: false,
+          tables: options.tables,
+        }),
+      );
+    }
+    await ctx.db.transaction(() => recordAudits(ctx, audits));
+  } catch (e) {
+    summary.status = "failed";
+    summary.durationMs = performance.now() - started;
+    await observeRunFinished(ctx, summary, { error: e });
+    throw e;
+  }
+  const results = audits.flatMap((a) => a.results);
+  const failed = gateFailures(results);
+  summary.durationMs = performance.now() - started;
+  if (failed.length > 0) {
+    summary.status = "failed";
+    await observeRunFinished(ctx, summary, {
+      status: "quality_failed",
+      error: qualityGateError(failed),
+    });
+  } else {
+    await observeRunFinished(ctx, summary);
+  }
+  return { results, failed, profiles: audits.flatMap((a) => a.profiles) };
+}
