@@ -20,6 +20,7 @@ import {
   openRun,
   runDemo,
   runPipeline,
+  serveMetrics,
   SLUICE_VERSION,
   SluiceError,
   type StageName,
@@ -379,6 +380,15 @@ function buildProgram(): Command {
         try {
           await withLogContext(runLogFields, async () => {
             const ctx = await openRun(config, { runId, trigger: "cli" });
+            // observability.metrics.server: /metrics and /healthz while the stream runs.
+            const serverConfig = config.observability?.metrics.server;
+            const server = serverConfig
+              ? serveMetrics(ctx.metrics, {
+                port: serverConfig.port,
+                hostname: serverConfig.host,
+                logFields: runLogFields,
+              })
+              : undefined;
             try {
               const summary = await runStream(ctx, {
                 trigger: opts.trigger,
@@ -388,6 +398,7 @@ function buildProgram(): Command {
               });
               out(formatStreamSummary(summary));
             } finally {
+              await server?.close();
               ctx.db.close();
             }
           });

@@ -36,10 +36,12 @@ export {
   resolveStreaming,
   sizeBytes,
   type StreamColumnConfig,
+  StreamColumnSchema,
   type StreamingConfig,
   streamingDirectories,
   StreamingSchema,
   type WindowConfig,
+  WindowSchema,
 } from "./core/config_streaming.ts";
 export { DURATION_UNITS, durationProblem, formatDuration, parseDuration } from "./core/duration.ts";
 export {
@@ -288,8 +290,11 @@ export {
   type DataLoss,
   discoverFiles,
   type LandingFile,
+  type PartialFile,
   readSlice,
+  type ReadSliceOptions,
   type Slice,
+  type SliceRecord,
 } from "./streaming/source.ts";
 
 // scaffolding

@@ -144,9 +144,8 @@ export const PipelineSchema = z.strictObject({
   /** Folder that holds the database, outputs and spill files. */
   lake: z.string().min(1),
   engine: EngineSchema.default({}),
-  sources: z.record(identifier, SourceSchema).refine((s) => Object.keys(s).length > 0, {
-    error: "needs at least one source",
-  }),
+  /** Batch sources; may be empty when the pipeline only streams. */
+  sources: z.record(identifier, SourceSchema).default({}),
   silver: z.record(identifier, SilverTableSchema).default({}),
   gold: z.record(identifier, GoldModelSchema).default({}),
   output: OutputSchema.optional(),
@@ -156,6 +155,14 @@ export const PipelineSchema = z.strictObject({
   quality: QualitySchema.optional(),
   /** Micro-batch streaming ingestion (`core/config_streaming.ts`); required by `sluice stream`. */
   streaming: StreamingSchema.optional(),
+}).superRefine((config, ctx) => {
+  if (Object.keys(config.sources).length === 0 && config.streaming === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["sources"],
+      message: "needs at least one source (or a streaming: section)",
+    });
+  }
 });
 
 /** Parsed and validated `pipeline.yaml` (paths not yet resolved). */

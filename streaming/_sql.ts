@@ -178,9 +178,8 @@ export interface ClassifyOptions {
 }
 
 /**
- * Builds the query that parses and validates lines. Its columns: `__seq`,
- * the `keep` columns, every declared column (typed), `__et` (the event
- * time as TIMESTAMPTZ), `__code` (NULL for a good row, `blank` for an empty
+ * Builds the query that parses and validates lines. Its columns: the `keep`
+ * columns, every declared column (typed), `__code` (NULL for a good row, `blank` for an empty
  * line, else a dead-letter reason), `__detail` (which field, which value)
  * and `__payload` (the raw line of a dead letter, NULL for a good row).
  * Lateness is decided afterwards by {@linkcode lateSql}.
@@ -268,7 +267,6 @@ export function classifySql(s: StreamingConfig, options: ClassifyOptions): strin
       checks.map((c) => `CASE WHEN ${c.cond} THEN ${c.message} END`).join(", ")
     })`
     : "NULL";
-  const et = eventTimeSql(cols[wmIndex][1].type, `"__t${wmIndex}"`);
   const out = cols.map(([name], i) => `"__t${i}" AS ${ident(name)}`);
   const keep = (options.keep ?? []).map((k) => `${k}, `).join("");
   const ctes = [`src AS (SELECT * FROM ${options.lines})`];
@@ -284,7 +282,7 @@ export function classifySql(s: StreamingConfig, options: ClassifyOptions): strin
         WHEN ${anyViolation} THEN 'schema_violation' END AS __code
     FROM casted)`);
   return `WITH ${ctes.join(",\n  ")}
-  SELECT __seq, ${keep}${out.join(", ")}, ${et} AS __et, __code,
+  SELECT ${keep}${out.join(", ")}, __code,
     CASE WHEN __code IS NULL OR __code = 'blank' THEN NULL
       WHEN __bad THEN 'line is not valid UTF-8' ${malformedDetail}
       ELSE ${violationDetail} END AS __detail,
@@ -298,8 +296,8 @@ export function classifySql(s: StreamingConfig, options: ClassifyOptions): strin
  * time seen before it (in the checkpoint, or earlier in stream order)
  * minus the delay. Because "before it" follows stream order, not batch
  * boundaries, the outcome is the same however the stream is cut into
- * batches. Columns: `__seq`, the `keep` columns, `__et`, `__wm` (the
- * watermark at the row's arrival).
+ * batches. Columns: the `keep` columns, `__et`, `__wm` (the watermark at
+ * the row's arrival).
  *
  * @example
  * ```ts ignore
@@ -311,18 +309,35 @@ export function lateSql(
     rows: string;
     maxEventTimeUs: number | null;
     delayMs: number;
+    /** The event time over the rows, see {@linkcode eventTimeOf}. */
+    et: string;
+    /** Stream order, e.g. `__slice, __ln`. */
+    order: string;
     keep?: readonly string[];
   },
 ): string {
   const delayUs = Math.round(options.delayMs * 1000);
   const keep = (options.keep ?? []).map((k) => `${k}, `).join("");
   // The running max includes the row itself: a row is never later than itself.
-  return `SELECT __seq, ${keep}__et, __wm FROM (
-      SELECT __seq, ${keep}__et, greatest(${usSql(options.maxEventTimeUs)},
-          max(__et) OVER (ORDER BY __seq ROWS UNBOUNDED PRECEDING))
+  return `SELECT ${keep}__et, __wm FROM (
+      SELECT ${keep}__et, greatest(${usSql(options.maxEventTimeUs)},
+          max(__et) OVER (ORDER BY ${options.order} ROWS UNBOUNDED PRECEDING))
         - to_microseconds(${delayUs}::BIGINT) AS __wm
-      FROM ${options.rows} WHERE __code IS NULL
+      FROM (SELECT *, ${options.et} AS __et FROM ${options.rows} WHERE __code IS NULL)
     ) WHERE __et < __wm`;
+}
+
+/**
+ * The event time of classified (or target) rows as a TIMESTAMPTZ expression
+ * over the watermark column.
+ *
+ * @example
+ * ```ts ignore
+ * eventTimeOf(config.streaming); // "\"event_time\""
+ * ```
+ */
+export function eventTimeOf(s: StreamingConfig): string {
+  return eventTimeSql(s.columns[s.watermark.column].type, ident(s.watermark.column));
 }
 
 /**

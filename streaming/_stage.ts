@@ -187,16 +187,20 @@ async function stageWithDuckDb(
   if (group.length === 0) return [];
   const first = options.firstSlice;
   const plan = group.map((f, j) => `(${first + j}, ${literal(f.path)}, ${f.state?.lines ?? 0})`);
+  // Only files holding a carriage return pay for the per-line CR check.
   try {
     await db.run(
       `INSERT INTO _sluice_lines
        SELECT k, ln, strlen(line) + 1,
-         CASE WHEN ends_with(line, chr(13)) THEN left(line, length(line) - 1) ELSE line END
+         CASE WHEN NOT cr THEN line
+           WHEN ends_with(line, chr(13)) THEN left(line, length(line) - 1) ELSE line END
        FROM (
-         SELECT k, skip, last, unnest(parts) AS line, generate_subscripts(parts, 1) AS ln
+         SELECT k, skip, last, cr, unnest(parts) AS line, generate_subscripts(parts, 1) AS ln
          FROM (
-           SELECT p.k, p.skip, parts, len(parts) - CASE WHEN parts[-1] = '' THEN 1 ELSE 0 END AS last
-           FROM (SELECT filename, string_split(content, chr(10)) AS parts
+           SELECT p.k, p.skip, parts, cr,
+             len(parts) - CASE WHEN parts[-1] = '' THEN 1 ELSE 0 END AS last
+           FROM (SELECT filename, contains(content, chr(13)) AS cr,
+               string_split(content, chr(10)) AS parts
              FROM read_text(${literalList(group.map((g) => g.path))})) AS f
            JOIN (VALUES ${plan.join(", ")}) AS p(k, path, skip) ON f.filename = p.path
          )

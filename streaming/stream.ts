@@ -33,7 +33,7 @@ import type { RunContext } from "../core/run_context.ts";
 import { finishRunRecord, startRunRecord } from "../observability/ledger.ts";
 import { type StreamMetrics, streamMetrics } from "./_metrics.ts";
 import { cleanFinishedFiles } from "./_clean.ts";
-import { classifySql, lateDetailSql, lateSql, usSql } from "./_sql.ts";
+import { classifySql, eventTimeOf, lateDetailSql, lateSql, usSql } from "./_sql.ts";
 import {
   type Checkpoint,
   ensureStreamTables,
@@ -671,12 +671,13 @@ class StreamRunner {
       : `(SELECT l.slice::BIGINT * ${SEQ_SLICE} + l.ln AS __seq, l.slice AS __slice, l.ln AS __ln,
           l.line AS __line, NULL::VARCHAR[] AS __hdr, ${bad} AS __bad FROM _sluice_lines AS l)`;
     const keep = ["__slice", "__ln"];
+    const et = eventTimeOf(s);
     await db.run(`CREATE OR REPLACE TEMP TABLE _sluice_rows AS ${classifySql(s, { lines, keep })}`);
     const rows = await db.all<
       & { code: string | null; n: number; lo: number | null; hi: number | null }
       & Record<string, unknown>
     >(
-      `SELECT __code AS code, count(*) AS n, epoch_us(min(__et)) AS lo, epoch_us(max(__et)) AS hi
+      `SELECT __code AS code, count(*) AS n, epoch_us(min(${et})) AS lo, epoch_us(max(${et})) AS hi
        FROM _sluice_rows GROUP BY 1`,
     );
     const counts: BatchCounts = {
@@ -709,6 +710,8 @@ class StreamRunner {
           rows: "_sluice_rows",
           maxEventTimeUs: cp.maxEventTimeUs,
           delayMs: this.delayMs,
+          et,
+          order: "__slice, __ln",
           keep,
         })
       }${possible ? "" : " LIMIT 0"}`,
@@ -745,7 +748,9 @@ class StreamRunner {
     const good = counts.valid - counts.late;
     const dead = counts.total - counts.valid - counts.blank + counts.late;
     const cols = Object.keys(s.columns).map((c) => `r.${ident(c)}`).join(", ");
-    const notLate = counts.late > 0 ? "AND r.__seq NOT IN (SELECT __seq FROM _sluice_late)" : "";
+    const notLate = counts.late > 0
+      ? "AND NOT EXISTS (SELECT 1 FROM _sluice_late AS l WHERE l.__slice = r.__slice AND l.__ln = r.__ln)"
+      : "";
     // The file name by slice number from a list literal: no join on the hot path.
     const paths = literalList(staged.slices.map((sl) => sl.file.path));
     const written = await db.run(
