@@ -11,6 +11,7 @@ import { Argument, Command, CommanderError, Option } from "commander";
 import {
   ConfigError,
   configureLogging,
+  errorMessage,
   EXIT,
   formatConfigProblem,
   formatRunSummary,
@@ -382,13 +383,27 @@ function buildProgram(): Command {
             const ctx = await openRun(config, { runId, trigger: "cli" });
             // observability.metrics.server: /metrics and /healthz while the stream runs.
             const serverConfig = config.observability?.metrics.server;
-            const server = serverConfig
-              ? serveMetrics(ctx.metrics, {
-                port: serverConfig.port,
-                hostname: serverConfig.host,
-                logFields: runLogFields,
-              })
-              : undefined;
+            let server: ReturnType<typeof serveMetrics> | undefined;
+            if (serverConfig) {
+              try {
+                server = serveMetrics(ctx.metrics, {
+                  port: serverConfig.port,
+                  hostname: serverConfig.host,
+                  logFields: runLogFields,
+                });
+              } catch (e) {
+                ctx.db.close();
+                const hint = e instanceof Deno.errors.NotCapable
+                  ? ` (allow it with --allow-net=${serverConfig.host}:${serverConfig.port})`
+                  : "";
+                throw new SluiceError(
+                  `Cannot serve metrics on ${serverConfig.host}:${serverConfig.port}: ${
+                    errorMessage(e)
+                  }${hint}`,
+                  { cause: e },
+                );
+              }
+            }
             try {
               const summary = await runStream(ctx, {
                 trigger: opts.trigger,

@@ -23,7 +23,13 @@
 
 // core
 export { type Clock, steppingClock, systemClock } from "./core/clock.ts";
-export { closest, loadConfig, parseConfig, redactSecrets } from "./core/config.ts";
+export {
+  closest,
+  loadConfig,
+  type LoadConfigOptions,
+  parseConfig,
+  redactSecrets,
+} from "./core/config.ts";
 export {
   type LineageConfig,
   type ObservabilityConfig,
@@ -98,6 +104,7 @@ export { ensureLedger, SLUICE_VERSION, tableExists } from "./observability/ledge
 export {
   configureLogging,
   formatJsonLine,
+  type FormatOptions,
   formatTextLine,
   logFormatInUse,
   type LoggingOptions,
@@ -106,6 +113,7 @@ export {
 } from "./observability/logging.ts";
 export {
   CHECK_STATUSES,
+  type CheckLabels,
   logMetrics,
   type MetricSample,
   metricSamples,
@@ -153,6 +161,7 @@ export {
   type TableFigures,
 } from "./observability/runs.ts";
 export {
+  type Facet,
   type LineageDataset,
   type LineageDelivery,
   LineageEmitter,
@@ -162,10 +171,13 @@ export {
   OPENLINEAGE_SPEC,
   type RunEvent,
   stageRunId,
+  type StatsByTable,
 } from "./observability/lineage.ts";
 export {
   buildReport,
   collectReport,
+  type HeatmapRow,
+  type HistoryPoint,
   renderReport,
   type ReportData,
   type ReportOptions,
@@ -202,6 +214,7 @@ export {
 } from "./quality/checks.ts";
 export {
   type ColumnProfile,
+  type ProfileColumn,
   type ProfileOptions,
   profileSql,
   profileTable,
@@ -209,6 +222,7 @@ export {
 } from "./quality/profile.ts";
 export {
   driftBaseline,
+  type DriftMetric,
   ensureQualityTables,
   lastRowCount,
   pruneQuarantine,
@@ -233,7 +247,8 @@ export { formatCheckProblems, formatCheckResults } from "./quality/format.ts";
 // stages
 export { bronze } from "./stages/bronze.ts";
 export { extract, type ExtractPlan, type SourcePlan } from "./stages/extract.ts";
-export { gold, modelRefs, planGold } from "./stages/gold.ts";
+export type { FileFingerprint } from "./stages/_files.ts";
+export { gold, modelRefs, planGold, type PlannedModel, type TableRef } from "./stages/gold.ts";
 export { output } from "./stages/output.ts";
 export {
   openRun,
@@ -244,7 +259,7 @@ export {
   STAGES,
 } from "./stages/pipeline.ts";
 export { silver } from "./stages/silver.ts";
-export { validatePipeline } from "./stages/validate.ts";
+export { type Locate, validatePipeline } from "./stages/validate.ts";
 
 // streaming
 export {
@@ -304,4 +319,4 @@ export {
   type GenerateOptions,
   type GenerateSummary,
 } from "./scaffold/generate.ts";
-export { initProject } from "./scaffold/init.ts";
+export { type InitOptions, initProject } from "./scaffold/init.ts";

@@ -8,7 +8,14 @@
  */
 import { join } from "node:path";
 
-/** What one measured subprocess did. */
+/**
+ * What one measured subprocess did.
+ *
+ * @example
+ * ```ts ignore
+ * const m: Measured = await measure("deno", ["eval", "0"], { scratch: "/tmp" });
+ * ```
+ */
 export interface Measured {
   /** Wall time in seconds, from spawn to exit. */
   seconds: number;

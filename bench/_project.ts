@@ -15,13 +15,32 @@ import { generateDemoData } from "../scaffold/generate.ts";
  * True when the config schema has the `quality:` section (checks and
  * profiling switches); before it exists, both sides of the quality pair run
  * the same config.
+ *
+ * @example
+ * ```ts ignore
+ * if (!QUALITY_SWITCHES_EXIST) console.warn("the quality pair compares a config with itself");
+ * ```
  */
 export const QUALITY_SWITCHES_EXIST: boolean = "quality" in PipelineSchema.shape;
 
-/** Folder of cached benchmark data (gitignored). */
+/**
+ * Folder of cached benchmark data (gitignored).
+ *
+ * @example
+ * ```ts ignore
+ * const work = join(BENCH_DATA_DIR, "work");
+ * ```
+ */
 export const BENCH_DATA_DIR: string = resolve(new URL("./data", import.meta.url).pathname);
 
-/** Absolute path of the repository root. */
+/**
+ * Absolute path of the repository root.
+ *
+ * @example
+ * ```ts ignore
+ * const cli = join(REPO_DIR, "cli.ts");
+ * ```
+ */
 export const REPO_DIR: string = resolve(new URL("..", import.meta.url).pathname);
 
 /**
@@ -48,7 +67,14 @@ export async function demoData(
   return { dir, generatedSeconds: (performance.now() - t0) / 1000 };
 }
 
-/** True when `path` exists. */
+/**
+ * True when `path` exists.
+ *
+ * @example
+ * ```ts ignore
+ * if (await exists("bench/data/demo_s42_n1000000/.complete")) console.log("cached");
+ * ```
+ */
 export async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);
@@ -59,7 +85,14 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Settings of a benchmark project. */
+/**
+ * Settings of a benchmark project.
+ *
+ * @example
+ * ```ts ignore
+ * const options: ProjectOptions = { dataDir, dir: "/tmp/p", checks: true, profiling: true };
+ * ```
+ */
 export interface ProjectOptions {
   /** Folder holding the demo `landing/` folder. */
   dataDir: string;

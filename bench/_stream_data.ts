@@ -17,7 +17,14 @@ import { openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
 import { BENCH_DATA_DIR, exists } from "./_project.ts";
 
-/** The streaming data set. */
+/**
+ * The streaming data set.
+ *
+ * @example
+ * ```ts ignore
+ * const data: StreamData = await streamData({ events: 10_000, files: 10, seed: 1 });
+ * ```
+ */
 export interface StreamData {
   /** Folder holding the `.ndjson` files. */
   landing: string;
@@ -29,7 +36,14 @@ export interface StreamData {
   expected: { malformed: number; schemaViolations: number; late: number };
 }
 
-/** Watermark delay the benchmark streams with (both sides). */
+/**
+ * Watermark delay the benchmark streams with (both sides).
+ *
+ * @example
+ * ```ts ignore
+ * const args = ["--delay-seconds", String(STREAM_DELAY_SECONDS)];
+ * ```
+ */
 export const STREAM_DELAY_SECONDS = 3600;
 
 /**

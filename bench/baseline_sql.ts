@@ -36,6 +36,11 @@ import { DuckDBInstance } from "@duckdb/node-api";
 /**
  * What the baseline takes from the example config (written by `bench/run.ts`
  * with `writeBaselineSpec`, so this process loads no YAML or zod).
+ *
+ * @example
+ * ```ts ignore
+ * const spec: BaselineSpec = { threads: 2, memory_limit: "2GB", gold: [["m", "select 1"]] };
+ * ```
  */
 export interface BaselineSpec {
   /** `engine.threads` of the example. */

@@ -19,7 +19,14 @@ import type { RunContext } from "../core/run_context.ts";
 import { openRun, runPipeline } from "../stages/pipeline.ts";
 import { BENCH_DATA_DIR, demoData, writeProject } from "./_project.ts";
 
-/** One timed statement. */
+/**
+ * One timed statement.
+ *
+ * @example
+ * ```ts ignore
+ * const slowest = log.sort((a: StatementTiming, b: StatementTiming) => b.cpuMs - a.cpuMs)[0];
+ * ```
+ */
 export interface StatementTiming {
   /** The SQL, whitespace collapsed. */
   sql: string;

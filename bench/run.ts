@@ -17,8 +17,9 @@
  *    available-now, checkpoint + watermark + DLQ), plus a bulk `read_json`
  *    load of the same files as the floor. Events per second over the time
  *    each process measures from opening its database to closing it.
- * 4. `memory`: peak resident memory (`/usr/bin/time` or `/proc/<pid>`) of
- *    the `sluice run` subprocesses of pair 1, with the configured
+ * 4. `memory`: peak resident memory (`/usr/bin/time -f %M`; Deno cannot read
+ *    `/proc/<pid>/status` without `--allow-all`) of the `sluice run`
+ *    subprocesses of pair 1, with the configured
  *    `memory_limit`.
  * 5. `cold_start`: wall time of `sluice --version` and `sluice validate`.
  *
@@ -154,7 +155,7 @@ function machine(): Record<string, unknown> {
   };
 }
 
-/** Runs `sides` alternately `runs` times each; `before(i)` resets a side's state. */
+/** Runs `sides` alternately `runs` times each; a side's `args()` resets its state first. */
 async function alternate(
   label: string,
   runs: number,

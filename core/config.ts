@@ -31,7 +31,15 @@ import { checkProblems } from "./config_quality.ts";
 import { resolveStreaming, streamingPathProblems } from "./config_streaming.ts";
 import { ConfigError, type ConfigProblem, SluiceError } from "./errors.ts";
 
-/** Options of {@linkcode loadConfig} and {@linkcode parseConfig}. */
+/**
+ * Options of {@linkcode loadConfig} and {@linkcode parseConfig}.
+ *
+ * @example
+ * ```ts ignore
+ * const env = new Map([["LAKE", "/srv/lake"]]);
+ * const config = await loadConfig("pipeline.yaml", { env: (name) => env.get(name) });
+ * ```
+ */
 export interface LoadConfigOptions {
   /**
    * Reads an environment variable for `${VAR}` references; returns

@@ -21,6 +21,7 @@
  * @module
  */
 import { z } from "zod";
+import type { ZodOutput } from "./_npm_types.ts";
 
 const httpUrl = z.url({
   protocol: /^https?$/,
@@ -162,6 +163,21 @@ export const ReportSchema = z.strictObject({
   failing_samples: z.number().int().min(0).max(1000).default(10),
 });
 
+const observabilitySchema = z.strictObject({
+  metrics: MetricsExportSchema.prefault({}),
+  lineage: LineageSchema.optional(),
+  report: ReportSchema.prefault({}),
+});
+
+/**
+ * The zod type of {@linkcode ObservabilitySchema} (a strict object schema).
+ * It is spelled out by zod, so the documentation shows
+ * {@linkcode ObservabilityConfig}.
+ *
+ * @internal
+ */
+type ObservabilitySchemaType = typeof observabilitySchema;
+
 /**
  * The whole `observability:` section.
  *
@@ -172,20 +188,59 @@ export const ReportSchema = z.strictObject({
  * o.metrics.log; // true
  * ```
  */
-export const ObservabilitySchema = z.strictObject({
-  metrics: MetricsExportSchema.prefault({}),
-  lineage: LineageSchema.optional(),
-  report: ReportSchema.prefault({}),
-});
+export const ObservabilitySchema: ObservabilitySchemaType = observabilitySchema;
 
-/** The validated `observability:` section (paths absolute once loaded). */
-export type ObservabilityConfig = z.infer<typeof ObservabilitySchema>;
-/** Pushgateway settings after validation. */
-export type PushgatewayConfig = z.infer<typeof PushgatewaySchema>;
-/** Lineage settings after validation. */
-export type LineageConfig = z.infer<typeof LineageSchema>;
-/** Report settings after validation. */
-export type ReportConfig = z.infer<typeof ReportSchema>;
+/**
+ * The validated `observability:` section (paths absolute once loaded).
+ *
+ * @example
+ * ```ts
+ * import { type ObservabilityConfig, ObservabilitySchema } from "./config_observability.ts";
+ * const o: ObservabilityConfig = ObservabilitySchema.parse({ report: { history: 10 } });
+ * o.report.history; // 10
+ * ```
+ */
+export type ObservabilityConfig = ZodOutput<typeof ObservabilitySchema>;
+/**
+ * Pushgateway settings after validation (`observability.metrics.pushgateway`).
+ *
+ * @example
+ * ```ts
+ * import type { PushgatewayConfig } from "./config_observability.ts";
+ * const push: PushgatewayConfig = {
+ *   url: "http://127.0.0.1:9091",
+ *   job: "sluice",
+ *   timeout: 5,
+ *   retries: 2,
+ * };
+ * ```
+ */
+export type PushgatewayConfig = NonNullable<ObservabilityConfig["metrics"]["pushgateway"]>;
+/**
+ * Lineage settings after validation (`observability.lineage`).
+ *
+ * @example
+ * ```ts
+ * import type { LineageConfig } from "./config_observability.ts";
+ * const lineage: LineageConfig = {
+ *   file: "./lake/lineage.ndjson",
+ *   namespace: "shop",
+ *   timeout: 5,
+ *   retries: 2,
+ * };
+ * ```
+ */
+export type LineageConfig = NonNullable<ObservabilityConfig["lineage"]>;
+/**
+ * Report settings after validation (`observability.report`).
+ *
+ * @example
+ * ```ts
+ * import type { ReportConfig } from "./config_observability.ts";
+ * const report: ReportConfig = { path: "./lake/report.html", history: 30, failing_samples: 10 };
+ * ```
+ */
+export type ReportConfig = ObservabilityConfig["report"];
 
 /**
  * The settings in force when a config has no `observability:` section:

@@ -19,6 +19,7 @@
  * @module
  */
 import { z } from "zod";
+import type { ZodOutput } from "./_npm_types.ts";
 import { DLQ_COLUMNS } from "./dlq.ts";
 import { durationProblem } from "./duration.ts";
 import { IDENTIFIER_PATTERN } from "./quote.ts";
@@ -314,16 +315,7 @@ export const CHECK_TYPES = [
 /** One check type name. */
 export type CheckType = (typeof CHECK_TYPES)[number];
 
-/**
- * One entry of a `checks:` list: a one-key mapping from check type to its settings.
- *
- * @example
- * ```ts
- * import { CheckItemSchema } from "./config_quality.ts";
- * CheckItemSchema.parse({ unique: { column: "order_id" } });
- * ```
- */
-export const CheckItemSchema = z.strictObject({
+const checkItemSchema = z.strictObject({
   not_null: NotNullCheckSchema.optional(),
   unique: UniqueCheckSchema.optional(),
   accepted_values: AcceptedValuesCheckSchema.optional(),
@@ -342,6 +334,25 @@ export const CheckItemSchema = z.strictObject({
     CHECK_TYPES.join(", ")
   }), e.g. - not_null: { column: email }`,
 });
+
+/**
+ * The zod type of {@linkcode CheckItemSchema} (a strict object schema). It
+ * is spelled out by zod, so the documentation shows {@linkcode CheckItem}.
+ *
+ * @internal
+ */
+type CheckItemSchemaType = typeof checkItemSchema;
+
+/**
+ * One entry of a `checks:` list: a one-key mapping from check type to its settings.
+ *
+ * @example
+ * ```ts
+ * import { CheckItemSchema } from "./config_quality.ts";
+ * CheckItemSchema.parse({ unique: { column: "order_id" } });
+ * ```
+ */
+export const CheckItemSchema: CheckItemSchemaType = checkItemSchema;
 
 /**
  * A `checks:` list.
@@ -370,16 +381,7 @@ export const QuarantineRetentionSchema = z.strictObject({
   days: z.number().int().min(1).optional(),
 });
 
-/**
- * The `quality:` section.
- *
- * @example
- * ```ts
- * import { QualitySchema } from "./config_quality.ts";
- * QualitySchema.parse({ profiling: false }); // { checks: true, profiling: false, sample_size: 5 }
- * ```
- */
-export const QualitySchema = z.strictObject({
+const qualitySchema = z.strictObject({
   /** Run the declared checks in `sluice run`. Default true. */
   checks: z.boolean().default(true),
   /** Profile every table every run. Default true (tables with drift checks are always profiled). */
@@ -390,10 +392,45 @@ export const QualitySchema = z.strictObject({
   quarantine_retention: QuarantineRetentionSchema.optional(),
 });
 
-/** One entry of a `checks:` list after validation. */
-export type CheckItem = z.infer<typeof CheckItemSchema>;
-/** The `quality:` section after validation. */
-export type QualityConfig = z.infer<typeof QualitySchema>;
+/**
+ * The zod type of {@linkcode QualitySchema} (a strict object schema). It is
+ * spelled out by zod, so the documentation shows {@linkcode QualityConfig}.
+ *
+ * @internal
+ */
+type QualitySchemaType = typeof qualitySchema;
+
+/**
+ * The `quality:` section.
+ *
+ * @example
+ * ```ts
+ * import { QualitySchema } from "./config_quality.ts";
+ * QualitySchema.parse({ profiling: false }); // { checks: true, profiling: false, sample_size: 5 }
+ * ```
+ */
+export const QualitySchema: QualitySchemaType = qualitySchema;
+
+/**
+ * One entry of a `checks:` list after validation.
+ *
+ * @example
+ * ```ts
+ * import type { CheckItem } from "./config_quality.ts";
+ * const check: CheckItem = { not_null: { column: "email", severity: "warn" } };
+ * ```
+ */
+export type CheckItem = ZodOutput<typeof CheckItemSchema>;
+/**
+ * The `quality:` section after validation.
+ *
+ * @example
+ * ```ts
+ * import type { QualityConfig } from "./config_quality.ts";
+ * const quality: QualityConfig = { checks: true, profiling: false, sample_size: 5 };
+ * ```
+ */
+export type QualityConfig = ZodOutput<typeof QualitySchema>;
 
 /**
  * Settings used when a config has no `quality:` section.

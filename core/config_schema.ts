@@ -6,6 +6,7 @@
  * @module
  */
 import { z } from "zod";
+import type { ZodOutput } from "./_npm_types.ts";
 import { ObservabilitySchema } from "./config_observability.ts";
 import { ChecksSchema, QualitySchema } from "./config_quality.ts";
 import { StreamingSchema } from "./config_streaming.ts";
@@ -137,8 +138,7 @@ export const OutputSchema = z.strictObject({
   tables: z.record(identifier, OutputTableSchema.nullable().transform((v) => v ?? {})),
 });
 
-/** The whole `pipeline.yaml`. */
-export const PipelineSchema = z.strictObject({
+const pipelineSchema = z.strictObject({
   /** Name of the pipeline (appears in logs and metrics). */
   pipeline: identifier,
   /** Folder that holds the database, outputs and spill files. */
@@ -165,18 +165,111 @@ export const PipelineSchema = z.strictObject({
   }
 });
 
-/** Parsed and validated `pipeline.yaml` (paths not yet resolved). */
-export type PipelineInput = z.infer<typeof PipelineSchema>;
-/** One source after validation. */
-export type SourceConfig = z.infer<typeof SourceSchema>;
-/** One silver table after validation. */
-export type SilverTableConfig = z.infer<typeof SilverTableSchema>;
-/** One silver column after validation. */
-export type SilverColumnConfig = z.infer<typeof SilverColumnSchema>;
-/** One gold model after validation. */
-export type GoldModelConfig = z.infer<typeof GoldModelSchema>;
-/** Output settings after validation. */
-export type OutputConfig = z.infer<typeof OutputSchema>;
+/**
+ * The zod type of {@linkcode PipelineSchema} (a strict object schema). It is
+ * spelled out by zod, so the documentation shows {@linkcode PipelineInput}.
+ *
+ * @internal
+ */
+type PipelineSchemaType = typeof pipelineSchema;
+
+/**
+ * The whole `pipeline.yaml`. The loader ({@linkcode loadConfig}) uses it and
+ * turns its issues into `FILE:LINE:COL key.path: problem` lines.
+ *
+ * @example
+ * ```ts
+ * import { PipelineSchema } from "./config_schema.ts";
+ * const r = PipelineSchema.safeParse({
+ *   pipeline: "shop",
+ *   lake: "./lake",
+ *   sources: { orders: { format: "csv", path: "./landing/orders" } },
+ * });
+ * r.success; // true
+ * ```
+ */
+export const PipelineSchema: PipelineSchemaType = pipelineSchema;
+
+/**
+ * Parsed and validated `pipeline.yaml` (paths not yet resolved).
+ *
+ * @example
+ * ```ts
+ * import { type PipelineInput, PipelineSchema } from "./config_schema.ts";
+ * const input: PipelineInput = PipelineSchema.parse({
+ *   pipeline: "shop",
+ *   lake: "./lake",
+ *   sources: { orders: { format: "csv", path: "./landing/orders" } },
+ * });
+ * input.sources.orders.glob; // "*"
+ * ```
+ */
+export type PipelineInput = ZodOutput<typeof PipelineSchema>;
+/**
+ * One source after validation (an entry of `sources:`).
+ *
+ * @example
+ * ```ts
+ * import type { SourceConfig } from "./config_schema.ts";
+ * const source: SourceConfig = {
+ *   format: "csv",
+ *   path: "./landing/orders",
+ *   glob: "orders_*.csv",
+ *   on_change: "fail",
+ *   schema_drift: "evolve",
+ *   on_empty: "fail",
+ * };
+ * ```
+ */
+export type SourceConfig = PipelineInput["sources"][string];
+/**
+ * One silver table after validation (an entry of `silver:`).
+ *
+ * @example
+ * ```ts
+ * import type { SilverTableConfig } from "./config_schema.ts";
+ * const table: SilverTableConfig = {
+ *   from: "orders",
+ *   columns: { order_id: { type: "BIGINT", nullable: false } },
+ *   key: ["order_id"],
+ *   rules: [],
+ *   mode: "merge",
+ * };
+ * ```
+ */
+export type SilverTableConfig = PipelineInput["silver"][string];
+/**
+ * One silver column after validation.
+ *
+ * @example
+ * ```ts
+ * import type { SilverColumnConfig } from "./config_schema.ts";
+ * const column: SilverColumnConfig = { type: "DATE", format: "%d/%m/%Y", nullable: true };
+ * ```
+ */
+export type SilverColumnConfig = SilverTableConfig["columns"][string];
+/**
+ * One gold model after validation (an entry of `gold:`).
+ *
+ * @example
+ * ```ts
+ * import type { GoldModelConfig } from "./config_schema.ts";
+ * const model: GoldModelConfig = {
+ *   sql: "SELECT country, sum(total) AS revenue FROM silver.orders GROUP BY ALL",
+ * };
+ * ```
+ */
+export type GoldModelConfig = PipelineInput["gold"][string];
+/**
+ * Output settings after validation (the `output:` section).
+ *
+ * @example
+ * ```ts
+ * import type { OutputConfig } from "./config_schema.ts";
+ * const output: OutputConfig = { keep_versions: 2, tables: { revenue: {} } };
+ * ```
+ */
+export type OutputConfig = NonNullable<PipelineInput["output"]>;
 
 /**
  * A loaded pipeline config: validated, `${VAR}` interpolated, with every

@@ -36,6 +36,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { z } from "zod";
+import type { ZodOutput } from "./_npm_types.ts";
 import { durationProblem, parseDuration } from "./duration.ts";
 import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "./quote.ts";
 
@@ -103,8 +104,7 @@ export const StreamSourceSchema = z.strictObject({
     .optional(),
 });
 
-/** One declared field of the stream's records. */
-export const StreamColumnSchema = z.strictObject({
+const streamColumnSchema = z.strictObject({
   /** DuckDB type; a value that does not cast is a `schema_violation`. */
   type: sqlTypeName,
   /**
@@ -118,6 +118,26 @@ export const StreamColumnSchema = z.strictObject({
   format: z.string().min(1).optional(),
 });
 
+/**
+ * The zod type of {@linkcode StreamColumnSchema} (a strict object schema).
+ * It is spelled out by zod, so the documentation shows
+ * {@linkcode StreamColumnConfig}.
+ *
+ * @internal
+ */
+type StreamColumnSchemaType = typeof streamColumnSchema;
+
+/**
+ * One declared field of the stream's records.
+ *
+ * @example
+ * ```ts
+ * import { StreamColumnSchema } from "./config_streaming.ts";
+ * StreamColumnSchema.parse({ type: "TIMESTAMPTZ", from: "$.meta.ts" }).nullable; // true
+ * ```
+ */
+export const StreamColumnSchema: StreamColumnSchemaType = streamColumnSchema;
+
 /** The event-time watermark: rows older than the latest event time minus `delay` are late. */
 export const WatermarkSchema = z.strictObject({
   /** Event-time column (TIMESTAMPTZ, TIMESTAMP or DATE), one of `columns`. */
@@ -126,8 +146,7 @@ export const WatermarkSchema = z.strictObject({
   delay: duration(),
 });
 
-/** A tumbling-window aggregate emitted once the watermark passes the window's end. */
-export const WindowSchema = z.strictObject({
+const windowSchema = z.strictObject({
   /** Window length, e.g. `5 minutes`. Windows are aligned to the Unix epoch (UTC). */
   size: duration({ positive: true }),
   /** Columns to group by within each window. */
@@ -138,6 +157,25 @@ export const WindowSchema = z.strictObject({
   }),
 });
 
+/**
+ * The zod type of {@linkcode WindowSchema} (a strict object schema). It is
+ * spelled out by zod, so the documentation shows {@linkcode WindowConfig}.
+ *
+ * @internal
+ */
+type WindowSchemaType = typeof windowSchema;
+
+/**
+ * A tumbling-window aggregate emitted once the watermark passes the window's end.
+ *
+ * @example
+ * ```ts
+ * import { WindowSchema } from "./config_streaming.ts";
+ * WindowSchema.parse({ size: "5 minutes", aggregates: { orders: "count(*)" } }).group_by; // []
+ * ```
+ */
+export const WindowSchema: WindowSchemaType = windowSchema;
+
 /** Continuous Parquet export of the target table. */
 export const StreamExportSchema = z.strictObject({
   /** Folder the Parquet files are published into (added to the sandbox). */
@@ -146,17 +184,7 @@ export const StreamExportSchema = z.strictObject({
   max_records_per_file: z.number().int().min(1).default(1_000_000),
 });
 
-/**
- * The whole `streaming:` section.
- *
- * @example
- * ```ts
- * import { StreamingSchema } from "./config_streaming.ts";
- * const r = StreamingSchema.safeParse({ target: "events" });
- * r.success; // false: source, columns, dlq, checkpoint, watermark, fail_on_data_loss are required
- * ```
- */
-export const StreamingSchema = z.strictObject({
+const streamingSchema = z.strictObject({
   /** The landing folder. */
   source: StreamSourceSchema,
   /** Declared fields, in target-table order. */
@@ -258,12 +286,61 @@ export const StreamingSchema = z.strictObject({
 
 const EVENT_TIME_TYPE = /^(TIMESTAMPTZ|TIMESTAMP WITH TIME ZONE|TIMESTAMP|DATE)$/i;
 
-/** The `streaming:` section after validation (paths not yet resolved). */
-export type StreamingConfig = z.infer<typeof StreamingSchema>;
-/** One declared stream column after validation. */
-export type StreamColumnConfig = z.infer<typeof StreamColumnSchema>;
-/** One window after validation. */
-export type WindowConfig = z.infer<typeof WindowSchema>;
+/**
+ * The zod type of {@linkcode StreamingSchema} (a strict object schema). It
+ * is spelled out by zod, so the documentation shows
+ * {@linkcode StreamingConfig}.
+ *
+ * @internal
+ */
+type StreamingSchemaType = typeof streamingSchema;
+
+/**
+ * The whole `streaming:` section.
+ *
+ * @example
+ * ```ts
+ * import { StreamingSchema } from "./config_streaming.ts";
+ * const r = StreamingSchema.safeParse({ target: "events" });
+ * r.success; // false: source, columns, dlq, checkpoint, watermark, fail_on_data_loss are required
+ * ```
+ */
+export const StreamingSchema: StreamingSchemaType = streamingSchema;
+
+/**
+ * The `streaming:` section after validation (paths not yet resolved).
+ *
+ * @example
+ * ```ts ignore
+ * const streaming: StreamingConfig | undefined = config.streaming;
+ * streaming?.watermark.delay; // "10 minutes"
+ * ```
+ */
+export type StreamingConfig = ZodOutput<typeof StreamingSchema>;
+/**
+ * One declared stream column after validation.
+ *
+ * @example
+ * ```ts
+ * import type { StreamColumnConfig } from "./config_streaming.ts";
+ * const column: StreamColumnConfig = { type: "DECIMAL(12,2)", from: "$.amount", nullable: true };
+ * ```
+ */
+export type StreamColumnConfig = ZodOutput<typeof StreamColumnSchema>;
+/**
+ * One window after validation.
+ *
+ * @example
+ * ```ts
+ * import type { WindowConfig } from "./config_streaming.ts";
+ * const window: WindowConfig = {
+ *   size: "5 minutes",
+ *   group_by: ["country"],
+ *   aggregates: { revenue: "sum(amount)" },
+ * };
+ * ```
+ */
+export type WindowConfig = ZodOutput<typeof WindowSchema>;
 
 function isInside(parent: string, child: string): boolean {
   const rel = relative(parent, child);

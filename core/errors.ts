@@ -194,6 +194,7 @@ export class SandboxError extends SluiceError {
 export class EngineError extends SluiceError {
   /** The failure kind. */
   override readonly kind: string = "engine";
+  /** True for I/O-ish failures worth retrying; false for bad SQL. */
   override readonly transient: boolean;
   /** Creates the error; `transient` marks I/O-ish failures worth retrying. */
   constructor(message: string, options: SluiceErrorOptions & { transient?: boolean } = {}) {

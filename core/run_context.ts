@@ -4,8 +4,7 @@
  *
  * @module
  */
-import type { Logger } from "@logtape/logtape";
-import type { Registry } from "prom-client";
+import type { Logger, Registry } from "./_npm_types.ts";
 import type { Clock } from "./clock.ts";
 import type { PipelineConfig } from "./config_schema.ts";
 import type { Engine } from "./engine.ts";

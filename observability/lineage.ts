@@ -82,7 +82,19 @@ export const FACET_SCHEMAS: Readonly<Record<string, string>> = {
   sluice_run: "urn:sluice:facets:1-0-0:SluiceRunFacet",
 };
 
-/** A facet: its own fields plus `_producer` and `_schemaURL`. */
+/**
+ * A facet: its own fields plus `_producer` and `_schemaURL`.
+ *
+ * @example
+ * ```ts
+ * import { type Facet, OPENLINEAGE_PRODUCER } from "./lineage.ts";
+ * const facet: Facet = {
+ *   _producer: OPENLINEAGE_PRODUCER,
+ *   _schemaURL: "https://openlineage.io/spec/facets/1-0-1/SchemaDatasetFacet.json",
+ *   fields: [{ name: "order_id", type: "BIGINT" }],
+ * };
+ * ```
+ */
 export type Facet = { _producer: string; _schemaURL: string } & Record<string, unknown>;
 
 /** A dataset in an event. */
@@ -178,7 +190,15 @@ export interface LineageRunInfo {
   startedAt: Date;
 }
 
-/** Column statistics keyed by `layer.table`. */
+/**
+ * Column statistics keyed by `layer.table`.
+ *
+ * @example
+ * ```ts ignore
+ * const byTable: StatsByTable = groupStats(await readColumnStats(db, { runIds: [runId] }));
+ * byTable.get("silver.orders"); // the orders table's column statistics
+ * ```
+ */
 export type StatsByTable = ReadonlyMap<string, readonly ColumnStat[]>;
 
 /**

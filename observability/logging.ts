@@ -7,16 +7,18 @@
  * @module
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import {
-  configure,
-  type LogLevel,
-  type LogRecord,
-  reset,
-  type Sink,
-  withContext,
-} from "@logtape/logtape";
+import { configure, reset, type Sink, withContext } from "@logtape/logtape";
+import type { LogLevel, LogRecord } from "../core/_npm_types.ts";
 
-/** Options of the formatters. */
+/**
+ * Options of the formatters ({@linkcode formatJsonLine}, {@linkcode formatTextLine}).
+ *
+ * @example
+ * ```ts
+ * import type { FormatOptions } from "./logging.ts";
+ * const options: FormatOptions = { secrets: ["s3cret"] }; // printed as ***
+ * ```
+ */
 export interface FormatOptions {
   /** Secret values to replace with `***` wherever they appear. */
   secrets?: readonly string[];

@@ -24,8 +24,8 @@
  *
  * @module
  */
-import type { Logger } from "@logtape/logtape";
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter as PromCounter, Gauge as PromGauge } from "prom-client";
+import type { Counter, Gauge, Logger, Registry } from "../core/_npm_types.ts";
 import type { StageResult } from "../core/run_context.ts";
 
 /**
@@ -49,7 +49,16 @@ export const RUN_STATUSES: readonly string[] = ["success", "failed", "quality_fa
  */
 export const CHECK_STATUSES: readonly string[] = ["pass", "fail", "error"];
 
-type CheckLabels = "pipeline" | "layer" | "table" | "check" | "severity";
+/**
+ * The labels of the per-check metrics (`sluice_check_status` adds `status`).
+ *
+ * @example
+ * ```ts
+ * import type { CheckLabels } from "./metrics.ts";
+ * const label: CheckLabels = "severity";
+ * ```
+ */
+export type CheckLabels = "pipeline" | "layer" | "table" | "check" | "severity";
 
 /** The metric set of one run, registered on a registry. */
 export interface SluiceMetrics {
@@ -91,7 +100,7 @@ function gauge<L extends string>(
 ): Gauge<L> {
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Gauge<L>;
-  return new Gauge({ name, help, labelNames, registers: [registry] });
+  return new PromGauge({ name, help, labelNames, registers: [registry] });
 }
 
 function counter<L extends string>(
@@ -102,7 +111,7 @@ function counter<L extends string>(
 ): Counter<L> {
   const existing = registry.getSingleMetric(name);
   if (existing) return existing as Counter<L>;
-  return new Counter({ name, help, labelNames, registers: [registry] });
+  return new PromCounter({ name, help, labelNames, registers: [registry] });
 }
 
 const TABLE = ["pipeline", "layer", "table"] as const;

@@ -32,7 +32,15 @@ export interface ReportOptions {
   generatedAt?: Date;
 }
 
-/** One run in the history charts. */
+/**
+ * One run in the history charts.
+ *
+ * @example
+ * ```ts ignore
+ * const data = await collectReport(db, { pipeline: "shop" });
+ * data.history.map((p: HistoryPoint) => p.duration_seconds); // one per run, oldest first
+ * ```
+ */
 export interface HistoryPoint {
   /** Run id. */
   run_id: string;
@@ -54,7 +62,16 @@ export interface HistoryPoint {
   gold: number | null;
 }
 
-/** One row of the null % heatmap: a column, its null ratio per run. */
+/**
+ * One row of the null % heatmap: a column, its null ratio per run.
+ *
+ * @example
+ * ```ts ignore
+ * const data = await collectReport(db, { pipeline: "shop" });
+ * const row: HeatmapRow = data.heatmap.rows[0];
+ * // { layer: "silver", table: "orders", column: "email", ratios: [0, 0.01] }
+ * ```
+ */
 export interface HeatmapRow {
   /** silver or gold. */
   layer: string;

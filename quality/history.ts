@@ -164,11 +164,22 @@ export async function lastRowCount(
   return row === undefined ? undefined : Number(row.n);
 }
 
-const METRIC_SQL = {
+/**
+ * A profile figure a drift check compares with its recent history.
+ *
+ * @example
+ * ```ts
+ * import type { DriftMetric } from "./history.ts";
+ * const metric: DriftMetric = "null_ratio";
+ * ```
+ */
+export type DriftMetric = "row_count" | "null_ratio" | "distinct_count";
+
+const METRIC_SQL: Readonly<Record<DriftMetric, string>> = {
   row_count: "max(p.row_count)",
   null_ratio: "max(p.null_ratio) FILTER (WHERE p.column_name = $column)",
   distinct_count: "max(p.distinct_approx) FILTER (WHERE p.column_name = $column)",
-} as const;
+};
 
 /**
  * The median of a profile figure over the last `runs` successful runs
@@ -187,7 +198,7 @@ export async function driftBaseline(
     layer: string;
     table: string;
     column?: string;
-    metric: keyof typeof METRIC_SQL;
+    metric: DriftMetric;
     runs: number;
     runId: string;
   },

@@ -84,7 +84,15 @@ export interface ProfileOptions {
   exclude?: readonly string[];
 }
 
-/** A column to profile and how to count its distinct values. */
+/**
+ * A column to profile and how to count its distinct values.
+ *
+ * @example
+ * ```ts
+ * import type { ProfileColumn } from "./profile.ts";
+ * const column: ProfileColumn = { name: "status", type: "VARCHAR", exact: true };
+ * ```
+ */
 export interface ProfileColumn {
   /** Column name. */
   name: string;

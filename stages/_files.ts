@@ -7,7 +7,20 @@
 import { createHash } from "node:crypto";
 import { join, relative, sep } from "node:path";
 
-/** A file's identity: where it is, how big, when changed, what it holds. */
+/**
+ * A file's identity: where it is, how big, when changed, what it holds.
+ *
+ * @example
+ * ```ts
+ * import type { FileFingerprint } from "./_files.ts";
+ * const file: FileFingerprint = {
+ *   path: "/srv/landing/orders_2026-01-01.csv",
+ *   size: 1024,
+ *   mtimeMs: Date.UTC(2026, 0, 1),
+ *   sha256: "", // filled in once hashed
+ * };
+ * ```
+ */
 export interface FileFingerprint {
   /** Absolute path. */
   path: string;

@@ -66,7 +66,7 @@ export interface OpenRunOptions {
   /** What started the run (`cli`, `cron`, `test`). Default `cli`. */
   trigger?: string;
   /** Metrics registry; default a fresh one. */
-  metrics?: Registry;
+  metrics?: RunContext["metrics"];
 }
 
 /**
