@@ -113,9 +113,10 @@ function parseIntOption(name: string) {
   };
 }
 
-async function setupLogging(program: Command): Promise<void> {
+/** Configures the log sinks from the global options; with `secrets`, they are redacted. */
+async function setupLogging(program: Command, secrets?: readonly string[]): Promise<void> {
   const g = program.opts<GlobalOptions>();
-  await configureLogging({ format: g.logFormat, level: g.logLevel });
+  await configureLogging({ format: g.logFormat, level: g.logLevel, secrets });
 }
 
 function buildProgram(): Command {
@@ -147,12 +148,7 @@ function buildProgram(): Command {
     .action(async (opts: { config: string; stages?: string; runId?: string; trigger: string }) => {
       const stages = opts.stages ? parseStages(opts.stages) : undefined;
       const config = await loadConfig(opts.config);
-      await configureLogging({
-        ...program.opts<GlobalOptions>(),
-        format: program.opts<GlobalOptions>().logFormat,
-        level: program.opts<GlobalOptions>().logLevel,
-        secrets: config.secrets,
-      });
+      await setupLogging(program, config.secrets);
       // Known before the database opens, so every line of the run carries it.
       const runId = opts.runId ?? newRunId(systemClock);
       runLogFields = { run_id: runId, pipeline: config.pipeline };
@@ -228,12 +224,7 @@ function buildProgram(): Command {
     .option("--table <name>", "only this table's checks")
     .action(async (opts: { config: string; layer?: Layer; table?: string }) => {
       const config = await loadConfig(opts.config);
-      await configureLogging({
-        ...program.opts<GlobalOptions>(),
-        format: program.opts<GlobalOptions>().logFormat,
-        level: program.opts<GlobalOptions>().logLevel,
-        secrets: config.secrets,
-      });
+      await setupLogging(program, config.secrets);
       const runId = newRunId(systemClock);
       runLogFields = { run_id: runId, pipeline: config.pipeline };
       await withLogContext(runLogFields, async () => {
@@ -340,12 +331,7 @@ function buildProgram(): Command {
         }
         const config = await loadConfig(opts.config);
         requireStreaming(config);
-        await configureLogging({
-          ...program.opts<GlobalOptions>(),
-          format: program.opts<GlobalOptions>().logFormat,
-          level: program.opts<GlobalOptions>().logLevel,
-          secrets: config.secrets,
-        });
+        await setupLogging(program, config.secrets);
         // Test hook for the crash tests: SLUICE_CRASH_AT=<step>[@<batch>] kills this process.
         let crash: string | undefined;
         try {
@@ -456,12 +442,7 @@ function buildProgram(): Command {
         throw new UsageError(`Cannot use --limit ${opts.limit}: must be 0 or more`);
       }
       const config = await loadConfig(opts.config);
-      await configureLogging({
-        ...program.opts<GlobalOptions>(),
-        format: program.opts<GlobalOptions>().logFormat,
-        level: program.opts<GlobalOptions>().logLevel,
-        secrets: config.secrets,
-      });
+      await setupLogging(program, config.secrets);
       const filter: DlqFilter = {
         table: opts.table,
         runId: opts.run,

@@ -12,6 +12,7 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { join } from "node:path";
+import { pathExists } from "../core/fs.ts";
 import { ConfigError, ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified } from "../core/quote.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
@@ -26,16 +27,6 @@ function schemaOf(ctx: RunContext, table: string): "gold" | "silver" {
     path: `output.tables.${table}`,
     message: `"${table}" is neither a gold nor a silver table`,
   }]);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**
@@ -65,7 +56,7 @@ export async function output(
       const schema = schemaOf(ctx, name);
       const source = qualified(schema, name);
       const link = join(out.path, name);
-      if (await exists(link) && !(await Deno.lstat(link)).isSymlink) {
+      if (await pathExists(link) && !(await Deno.lstat(link)).isSymlink) {
         throw new ConfigError([{
           file: ctx.config.file,
           line: 0,
@@ -77,7 +68,7 @@ export async function output(
       const versionsDir = join(out.path, ".versions", name);
       const versionDir = join(versionsDir, ctx.runId);
       await Deno.mkdir(versionsDir, { recursive: true });
-      if (await exists(versionDir)) await Deno.remove(versionDir, { recursive: true });
+      if (await pathExists(versionDir)) await Deno.remove(versionDir, { recursive: true });
       written.push({ name, link, versionsDir, versionDir });
       const rows = (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${source}`))?.n ??
         0;
@@ -144,7 +135,7 @@ export async function output(
   // Publish: every table is written and verified; swap each link atomically.
   for (const [i, w] of written.entries()) {
     const tmpLink = join(out.path, `.${w.name}.${ctx.runId}.tmp`);
-    if (await exists(tmpLink)) await Deno.remove(tmpLink);
+    if (await pathExists(tmpLink)) await Deno.remove(tmpLink);
     await Deno.symlink(join(".versions", w.name, ctx.runId), tmpLink);
     await Deno.rename(tmpLink, w.link);
     const t = result.tables[i];

@@ -9,17 +9,8 @@
  */
 import { dirname, join, relative } from "node:path";
 import type { StreamingConfig } from "../core/config_streaming.ts";
+import { pathExists } from "../core/fs.ts";
 import type { Engine } from "../core/engine.ts";
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
 
 async function move(from: string, to: string): Promise<void> {
   await Deno.mkdir(dirname(to), { recursive: true });
@@ -69,12 +60,12 @@ export async function cleanFinishedFiles(
     } else {
       const archive = s.archive_path!;
       let dest = join(archive, relative(s.source.path, path));
-      if (await exists(path)) {
+      if (await pathExists(path)) {
         // Never overwrite an archived file of the same name from an earlier batch.
-        if (await exists(dest)) dest = `${dest}.batch${last_batch}`;
+        if (await pathExists(dest)) dest = `${dest}.batch${last_batch}`;
         await move(path, dest);
       }
-      if (marker !== undefined && await exists(marker)) {
+      if (marker !== undefined && await pathExists(marker)) {
         await move(marker, dest + s.source.marker_suffix);
       }
     }
