@@ -97,7 +97,7 @@ async function tableColumns(db: Engine, schema: string, table: string): Promise<
 
 /**
  * Lands the planned files of every source into `bronze.<source>`. Each source
- * is one transaction (rows and manifest together), followed by a CHECKPOINT.
+ * is one transaction (rows and manifest together); one CHECKPOINT follows the stage.
  * Without a plan, runs extract first.
  *
  * @example
@@ -180,9 +180,10 @@ export async function bronze(
         }
       }
     });
-    await ctx.db.checkpoint();
     result.tables.push(tr);
   }
+  // One CHECKPOINT after the stage's commits folds the WAL into the file.
+  if (result.tables.length > 0) await ctx.db.checkpoint();
   result.durationMs = performance.now() - started;
   return result;
 }
