@@ -63,9 +63,9 @@ export interface LoadConfigOptions {
  * import { ConfigError } from "./errors.ts";
  * try {
  *   const config = await loadConfig("pipeline.yaml");
- *   console.log(config.pipeline, config.lake, config.hash);
+ *   const where = config.lake; // absolute, resolved against the file's folder
  * } catch (e) {
- *   if (e instanceof ConfigError) console.error(e.message); // one line per problem
+ *   if (e instanceof ConfigError) e.problems.forEach((p) => p.line); // every problem, positioned
  * }
  * ```
  */

@@ -242,7 +242,7 @@ class DuckDbEngine implements Engine {
  * ```ts
  * import { openEngine } from "./engine.ts";
  * const db = await openEngine(":memory:", { allowedDirectories: ["/tmp/lake"] });
- * console.log(await db.all("select 42 as answer"));
+ * const shown = await db.all("select 42 as answer");
  * db.close();
  * ```
  */

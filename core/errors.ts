@@ -31,11 +31,9 @@ export interface SluiceErrorOptions {
  * @example
  * ```ts
  * import { SluiceError } from "./errors.ts";
- * try {
- *   throw new SluiceError("Cannot load source \"orders\": file is empty");
- * } catch (e) {
- *   if (e instanceof SluiceError) console.log(e.exitCode, e.transient);
- * }
+ * const e = new SluiceError("Cannot load source \"orders\": file is empty");
+ * const retry = e.transient; // false: a terminal failure
+ * const code = e.exitCode; // 1
  * ```
  */
 export class SluiceError extends Error {
@@ -92,7 +90,7 @@ export function formatConfigProblem(p: ConfigProblem): string {
  * ```ts
  * import { ConfigError } from "./errors.ts";
  * const e = new ConfigError([{ file: "p.yaml", line: 1, col: 1, path: "lake", message: "required" }]);
- * console.log(e.message); // p.yaml:1:1 lake: required
+ * const shown = e.message; // p.yaml:1:1 lake: required
  * ```
  */
 export class ConfigError extends SluiceError {

@@ -61,7 +61,7 @@ export function backoffMs(n: number): number {
  * ```ts ignore
  * const r = await sendWithRetry("http://127.0.0.1:9091/metrics/job/sluice", { method: "PUT", body: "" },
  *   { timeoutMs: 5000, retries: 2 });
- * if (!r.ok) console.warn(r.error);
+ * if (!r.ok) throw new Error(String(r.error));
  * ```
  */
 export async function sendWithRetry(

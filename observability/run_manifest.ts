@@ -163,7 +163,7 @@ export async function recordRunInputs(ctx: RunContext): Promise<number> {
  * @example
  * ```ts ignore
  * const m = await readManifest(db, runId);
- * console.log(m?.duckdb_version, m?.inputs.length);
+ * const shown = [m?.duckdb_version, m?.inputs.length];
  * ```
  */
 export async function readManifest(db: Engine, runId: string): Promise<RunManifest | undefined> {

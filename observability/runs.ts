@@ -137,7 +137,7 @@ export interface RunDetail extends RunRecord {
  * @example
  * ```ts ignore
  * const db = await openLedger(config);
- * if (!db) console.log("no runs yet");
+ * if (!db) throw new Error(String("no runs yet"));
  * ```
  */
 export async function openLedger(config: PipelineConfig): Promise<Engine | undefined> {
@@ -399,7 +399,7 @@ function layerSum(run: RunRecord, layer: string, field: "passed" | "quarantined"
  *
  * @example
  * ```ts ignore
- * console.log(formatRunsTable(await listRuns(db)));
+ * const shown = formatRunsTable(await listRuns(db));
  * ```
  */
 export function formatRunsTable(runs: readonly RunRecord[]): string {
@@ -451,7 +451,7 @@ export function formatRunsTable(runs: readonly RunRecord[]): string {
  *
  * @example
  * ```ts ignore
- * console.log(formatRunDetail(await getRun(db, runId)));
+ * const shown = formatRunDetail(await getRun(db, runId));
  * ```
  */
 export function formatRunDetail(run: RunDetail): string {

@@ -16,7 +16,7 @@ function n(x: number): string {
  * @example
  * ```ts
  * import { formatRunSummary } from "./summary.ts";
- * console.log(formatRunSummary({ runId: "r1", status: "success", durationMs: 1200, stages: [], noop: true }));
+ * const shown = formatRunSummary({ runId: "r1", status: "success", durationMs: 1200, stages: [], noop: true });
  * ```
  */
 export function formatRunSummary(summary: RunSummary): string {

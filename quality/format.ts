@@ -12,7 +12,7 @@ const n = (v: number | null) => (v === null ? "" : v.toLocaleString("en-US"));
  *
  * @example
  * ```ts ignore
- * console.log(formatCheckResults(results));
+ * const shown = formatCheckResults(results);
  * // layer   table    check            severity  status    failing    total  message
  * // silver  orders   unique_order_id  error     pass            0    9,850  0 of 9,850 rows fail ...
  * ```
@@ -55,7 +55,7 @@ export function formatCheckResults(results: readonly CheckResult[]): string {
  * @example
  * ```ts ignore
  * const text = formatCheckProblems(summary.checks);
- * if (text) console.log(text);
+ * if (text) throw new Error(String(text));
  * // warn  silver.customers not_null_email: 1,987 of 100,000 rows (1.99%) fail not_null; allowed 0 rows
  * ```
  */

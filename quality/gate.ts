@@ -190,7 +190,7 @@ export function gateFailures(results: readonly CheckResult[]): CheckResult[] {
  *
  * @example
  * ```ts ignore
- * console.log(describeFailures(failed).join("\n"));
+ * const shown = describeFailures(failed).join("\n");
  * ```
  */
 export function describeFailures(failures: readonly CheckResult[]): string[] {

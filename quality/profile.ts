@@ -164,7 +164,7 @@ async function previousDistinct(
  * @example
  * ```ts ignore
  * const p = await profileTable(db, { layer: "silver", schema: "silver", table: "orders" });
- * console.log(p.rowCount, p.columns.map((c) => [c.column, c.nullRatio]));
+ * const shown = [p.rowCount, p.columns.map((c) => [c.column, c.nullRatio])];
  * ```
  */
 export async function profileTable(

@@ -64,7 +64,7 @@ interface ManifestRow extends Record<string, unknown> {
  * @example
  * ```ts ignore
  * const { plan, result } = await extract(ctx);
- * console.log(plan.sources[0].newFiles.length);
+ * const shown = plan.sources[0].newFiles.length;
  * ```
  */
 export async function extract(

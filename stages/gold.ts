@@ -94,7 +94,7 @@ function problem(config: PipelineConfig, name: string, message: string): ConfigP
  * @example
  * ```ts ignore
  * const order = await planGold(db, config);
- * console.log(order.map((m) => m.name));
+ * const shown = order.map((m) => m.name);
  * ```
  */
 export async function planGold(db: Engine, config: PipelineConfig): Promise<PlannedModel[]> {

@@ -480,7 +480,7 @@ async function replayQuarantine(
  *
  * @example
  * ```ts ignore
- * console.log(formatDlqListing(await listDlq(ctx, {})));
+ * const shown = formatDlqListing(await listDlq(ctx, {}));
  * ```
  */
 export function formatDlqListing(l: DlqListing): string {
@@ -517,7 +517,7 @@ export function formatDlqListing(l: DlqListing): string {
  *
  * @example
  * ```ts ignore
- * console.log(formatReplayResults(await replayDlq(ctx, {})));
+ * const shown = formatReplayResults(await replayDlq(ctx, {}));
  * ```
  */
 export function formatReplayResults(

@@ -20,7 +20,7 @@ function n(x: number): string {
  *
  * @example
  * ```ts ignore
- * console.log(explainStream(await loadConfig("pipeline.yaml")));
+ * const shown = explainStream(await loadConfig("pipeline.yaml"));
  * ```
  */
 export function explainStream(config: PipelineConfig): string {

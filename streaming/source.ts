@@ -342,7 +342,7 @@ export interface DataLoss {
  * @example
  * ```ts ignore
  * const r = await checkPartialFile(partial);
- * if ("kind" in r) console.log(r.detail);
+ * if ("kind" in r) throw new Error(String(r.detail));
  * ```
  */
 export async function checkPartialFile(

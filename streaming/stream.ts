@@ -321,7 +321,7 @@ function clashes(config: RunContext["config"], s: StreamingConfig): ConfigProble
  * const ctx = await openRun(await loadConfig("pipeline.yaml"), { trigger: "cron" });
  * try {
  *   const summary = await runStream(ctx, { trigger: "available-now" });
- *   console.log(summary.written, summary.byReason);
+ *   const shown = [summary.written, summary.byReason];
  * } finally {
  *   ctx.db.close();
  * }
@@ -974,7 +974,7 @@ class StreamRunner {
  *
  * @example
  * ```ts ignore
- * console.log(formatStreamSummary(summary));
+ * const shown = formatStreamSummary(summary);
  * // stream events_v1 (available-now): 3 batches, 1,200 read, 1,150 written, 50 dead-lettered ...
  * ```
  */

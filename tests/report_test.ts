@@ -248,13 +248,13 @@ Deno.test({
   },
 });
 
-Deno.test("the inlined uPlot assets match the npm package (rerun _build_assets.ts when stale)", async () => {
+Deno.test("the inlined uPlot assets match the npm package (rerun scripts/build_uplot_assets.ts when stale)", async () => {
   const committed = await Deno.readTextFile(
     new URL("../observability/_uplot_assets.ts", import.meta.url),
   );
   assert.ok(
     committed === await renderAssetsModule(),
-    "observability/_uplot_assets.ts is stale: run deno run --allow-read --allow-write observability/_build_assets.ts",
+    "observability/_uplot_assets.ts is stale: run deno run --allow-read --allow-write scripts/build_uplot_assets.ts",
   );
   const pkg = JSON.parse(
     await Deno.readTextFile(new URL("../node_modules/uplot/package.json", import.meta.url)),
