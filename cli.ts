@@ -203,6 +203,8 @@ function buildProgram(): Command {
         `generated ${generated.orders} orders in ${generated.files.length} files; config ${configFile}`,
       );
       out(formatRunSummary(summary));
+      const checkProblems = formatCheckProblems(summary.checks);
+      if (checkProblems) out(`data-quality warnings:\n${checkProblems}`);
     });
 
   program.command("init")

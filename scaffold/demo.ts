@@ -7,9 +7,8 @@
 import { join, resolve } from "node:path";
 import type { Clock } from "../core/clock.ts";
 import { loadConfig } from "../core/config.ts";
-import type { RunSummary } from "../core/run_context.ts";
 import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
-import { openRun, runPipeline } from "../stages/pipeline.ts";
+import { openRun, type PipelineRunSummary, runPipeline } from "../stages/pipeline.ts";
 import { generateDemoData, type GenerateSummary } from "./generate.ts";
 
 /** Options of {@linkcode runDemo}. */
@@ -35,7 +34,7 @@ export interface DemoOptions {
 export async function runDemo(
   dir: string,
   options: DemoOptions = {},
-): Promise<{ generated: GenerateSummary; summary: RunSummary; configFile: string }> {
+): Promise<{ generated: GenerateSummary; summary: PipelineRunSummary; configFile: string }> {
   const abs = resolve(dir);
   await Deno.mkdir(abs, { recursive: true });
   await Deno.remove(join(abs, "lake"), { recursive: true }).catch((e) => {
