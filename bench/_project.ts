@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
 import { PipelineSchema } from "../core/config_schema.ts";
+import { pathExists } from "../core/fs.ts";
 import { generateDemoData } from "../scaffold/generate.ts";
 
 /**
@@ -59,30 +60,12 @@ export async function demoData(
 ): Promise<{ dir: string; generatedSeconds?: number }> {
   const dir = join(BENCH_DATA_DIR, `demo_s${options.seed}_n${options.scale}`);
   const marker = join(dir, ".complete");
-  if (await exists(marker)) return { dir };
+  if (await pathExists(marker)) return { dir };
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   const t0 = performance.now();
   await generateDemoData(dir, { scale: options.scale, seed: options.seed });
   await Deno.writeTextFile(marker, new Date().toISOString());
   return { dir, generatedSeconds: (performance.now() - t0) / 1000 };
-}
-
-/**
- * True when `path` exists.
- *
- * @example
- * ```ts ignore
- * if (await exists("bench/data/demo_s42_n1000000/.complete")) console.log("cached");
- * ```
- */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**

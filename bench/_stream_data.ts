@@ -15,7 +15,8 @@
 import { join } from "node:path";
 import { openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
-import { BENCH_DATA_DIR, exists } from "./_project.ts";
+import { pathExists } from "../core/fs.ts";
+import { BENCH_DATA_DIR } from "./_project.ts";
 
 /**
  * The streaming data set.
@@ -62,7 +63,7 @@ export async function streamData(
   const dir = join(options.baseDir ?? BENCH_DATA_DIR, `stream_s${seed}_n${events}_f${files}`);
   const landing = join(dir, "landing");
   const marker = join(dir, ".complete");
-  if (!(await exists(marker))) {
+  if (!(await pathExists(marker))) {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.mkdir(landing, { recursive: true });
     const db = await openEngine(":memory:", { allowedDirectories: [dir] });

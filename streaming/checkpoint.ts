@@ -209,19 +209,8 @@ export async function partialFile(
 }
 
 /** One file's progress after a batch, written by {@linkcode saveFileProgress}. */
-export interface FileProgress {
-  /** Absolute path. */
-  path: string;
-  /** Size and modification time seen when reading. */
-  size: number;
-  /** Modification time seen when reading. */
-  mtimeMs: number;
-  /** Bytes consumed after this batch. */
-  offset: number;
-  /** Lines consumed after this batch (header included). */
-  lines: number;
-  /** The CSV header line, if any. */
-  header: string | null;
+export interface FileProgress
+  extends Pick<FileState, "path" | "size" | "mtimeMs" | "offset" | "lines" | "header"> {
   /** `partial` or `done`. */
   status: "partial" | "done";
   /** True when the checkpoint already knew the file. */
