@@ -39,8 +39,9 @@ export interface StatementTiming {
 }
 
 /**
- * Wraps an engine so every `run`, `all`, `one` and `checkpoint` is timed
- * into `log`; everything else passes through to the engine.
+ * Wraps an engine so every `run`, `all`, `one`, `checkpoint` and the COMMIT
+ * of every outermost transaction is timed into `log`; everything else passes
+ * through to the engine.
  *
  * @example
  * ```ts ignore
@@ -64,6 +65,7 @@ export function timedEngine(db: Engine, log: StatementTiming[]): Engine {
       });
     }
   };
+  let depth = 0;
   const timed: Record<string, unknown> = {
     run: (sql: string, params?: Record<string, SqlParam>) => time(sql, () => db.run(sql, params)),
     all: <T extends Row = Row>(sql: string, params?: Record<string, SqlParam>) =>
@@ -71,6 +73,31 @@ export function timedEngine(db: Engine, log: StatementTiming[]): Engine {
     one: <T extends Row = Row>(sql: string, params?: Record<string, SqlParam>) =>
       time(sql, () => db.one<T>(sql, params)),
     checkpoint: () => time("CHECKPOINT", () => db.checkpoint()),
+    // The COMMIT of an outermost transaction: from the end of its body to its end.
+    transaction: async <T>(fn: () => Promise<T>): Promise<T> => {
+      const outer = depth++ === 0;
+      let bodyEnd = 0;
+      let c0 = process.cpuUsage();
+      try {
+        return await db.transaction(async () => {
+          const r = await fn();
+          bodyEnd = performance.now();
+          c0 = process.cpuUsage();
+          return r;
+        });
+      } finally {
+        depth--;
+        if (outer && bodyEnd > 0) {
+          const c = process.cpuUsage(c0);
+          log.push({
+            sql: "COMMIT",
+            ms: performance.now() - bodyEnd,
+            cpuMs: (c.user + c.system) / 1000,
+            endMs: performance.now(),
+          });
+        }
+      }
+    },
   };
   // Everything else (transactions, appenders, close...) goes to the engine itself.
   return new Proxy(db, {

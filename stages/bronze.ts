@@ -6,6 +6,16 @@
  * appear or disappear against earlier loads are schema drift, handled by the
  * source's policy (evolve | fail).
  *
+ * `_source_row` (the row's number within its file) is set by a second,
+ * short transaction right after the landing commits: updating rows that are
+ * still transaction-local makes DuckDB rewrite the blocks it already wrote
+ * for them at commit (0.5 s at 1M rows, 6 s at 10M), while updating the
+ * committed rows only touches the one column (0.1 s at 1M, 0.8 s at 10M). The
+ * landing transaction records `(table, run_id)` in `_sluice.bronze_unnumbered`
+ * and the numbering transaction deletes it, so rows left unnumbered by a
+ * crash in between are numbered at the start of the next bronze or silver
+ * stage ({@linkcode numberPendingRows}), before anything reads them.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -117,6 +127,7 @@ export async function bronze(
   const started = performance.now();
   const plan = options.plan ?? (await extract(ctx, { sources: options.sources })).plan;
   await ensureManifest(ctx.db);
+  await numberPendingRows(ctx);
   const result: StageResult = { stage: "bronze", durationMs: 0, tables: [] };
   const ingestedAt = ctx.clock.now().toISOString();
   for (const sp of plan.sources) {
@@ -133,6 +144,7 @@ export async function bronze(
       duplicates: 0,
       details: { files: files.length, columns_added: [], columns_missing: [] },
     };
+    let landedRows = false;
     await ctx.db.transaction(async () => {
       for (const fp of sp.reingest) {
         const removed = await ctx.db.run(`DELETE FROM ${table} WHERE _source_file = $file`, {
@@ -153,6 +165,13 @@ export async function bronze(
         const landed = await landFiles(ctx, sp.source, source, files, tr, ingestedAt);
         tr.rowsIn += landed.read;
         tr.passed += landed.landed;
+        landedRows = landed.landed > 0;
+        if (landedRows) {
+          await ctx.db.run(`INSERT INTO _sluice.bronze_unnumbered VALUES ($t, $run_id)`, {
+            t: sp.source,
+            run_id: ctx.runId,
+          });
+        }
         for (const fp of files) {
           const rows = landed.perFile.get(fp.path) ?? 0;
           await recordFile(ctx, sp.source, fp, rows, "ingested");
@@ -180,6 +199,7 @@ export async function bronze(
         }
       }
     });
+    if (landedRows) await numberRows(ctx, sp.source, ctx.runId);
     result.tables.push(tr);
   }
   // One CHECKPOINT after the stage's commits folds the WAL into the file.
@@ -280,8 +300,8 @@ async function fileColumns(
  * `_source_row` is the row's number within its file. The INSERT is a plain
  * parallel, order-preserving scan (DuckDB keeps insertion order by default),
  * so this run's rows of one file sit at consecutive row ids in file order;
- * one aggregate finds each file's first row id and row count, and one UPDATE
- * of this transaction's own rows sets `_source_row = rowid - first + 1`.
+ * one aggregate finds each file's first row id and row count, and after the
+ * commit {@linkcode numberRows} sets `_source_row = rowid - first + 1`.
  * Should a file's row ids not be consecutive (`max - min + 1 <> count`), the
  * numbering would be wrong, so the landing fails with a
  * {@linkcode ConservationError} instead. (A window over the scan,
@@ -399,12 +419,86 @@ async function landFiles(
     }
     perFile.set(r.f, r.n);
   }
-  await db.run(
-    `UPDATE ${table} AS b SET _source_row = b.rowid - s.first + 1
-     FROM (SELECT _source_file, min(rowid) AS first FROM ${table}
-           WHERE _run_id = $run_id GROUP BY 1) AS s
-     WHERE b._run_id = $run_id AND b._source_file = s._source_file`,
-    { run_id: ctx.runId },
-  );
   return { read: landed, landed, perFile };
+}
+
+async function ensureUnnumbered(db: Engine): Promise<void> {
+  await db.run(`CREATE SCHEMA IF NOT EXISTS _sluice`);
+  await db.run(
+    `CREATE TABLE IF NOT EXISTS _sluice.bronze_unnumbered (table_name VARCHAR, run_id VARCHAR)`,
+  );
+}
+
+/**
+ * Sets `_source_row` of the rows one run landed in `bronze.<name>`, in one
+ * transaction that also clears the run's `_sluice.bronze_unnumbered` entry.
+ * The landing kept each file's rows at consecutive row ids in file order,
+ * so a row's number is `rowid - first + 1`; a file whose row ids are not
+ * consecutive fails with a {@linkcode ConservationError} (its rows stay
+ * unnumbered, and the entry stays, rather than get wrong numbers).
+ */
+async function numberRows(ctx: RunContext, name: string, runId: string): Promise<number> {
+  const db = ctx.db;
+  const table = qualified("bronze", name);
+  return await db.transaction(async () => {
+    const spans = await db.all<{ f: string; first: number; last: number; n: number }>(
+      `SELECT _source_file AS f, min(rowid) AS first, max(rowid) AS last, count(*) AS n
+       FROM ${table} WHERE _run_id = $run_id AND _source_row IS NULL GROUP BY 1`,
+      { run_id: runId },
+    );
+    for (const r of spans) {
+      if (BigInt(r.last) - BigInt(r.first) + 1n !== BigInt(r.n)) {
+        throw new ConservationError(
+          `Cannot number the rows of ${r.f} in bronze "${name}": its ${r.n} rows of run ` +
+            `${runId} do not sit in file order`,
+          { context: { table: name, file: r.f, run_id: runId } },
+        );
+      }
+    }
+    const numbered = spans.length === 0 ? 0 : await db.run(
+      `UPDATE ${table} AS b SET _source_row = b.rowid - s.first + 1
+       FROM (SELECT _source_file, min(rowid) AS first FROM ${table}
+             WHERE _run_id = $run_id AND _source_row IS NULL GROUP BY 1) AS s
+       WHERE b._run_id = $run_id AND b._source_row IS NULL AND b._source_file = s._source_file`,
+      { run_id: runId },
+    );
+    await db.run(
+      `DELETE FROM _sluice.bronze_unnumbered WHERE table_name = $t AND run_id = $run_id`,
+      {
+        t: name,
+        run_id: runId,
+      },
+    );
+    return numbered;
+  });
+}
+
+/**
+ * Numbers the bronze rows that a run landed but could not number because it
+ * stopped between its landing and numbering transactions (see the module
+ * doc). Cheap when there is nothing to do: one read of a small table.
+ * Bronze and silver call it before they read bronze.
+ *
+ * @example
+ * ```ts ignore
+ * await numberPendingRows(ctx); // before reading bronze rows
+ * ```
+ */
+export async function numberPendingRows(ctx: RunContext): Promise<void> {
+  await ensureUnnumbered(ctx.db);
+  const pending = await ctx.db.all<{ t: string; r: string }>(
+    `SELECT DISTINCT table_name AS t, run_id AS r FROM _sluice.bronze_unnumbered ORDER BY 1, 2`,
+  );
+  for (const p of pending) {
+    const rows = await numberRows(ctx, p.t, p.r);
+    getLogger(["sluice", "bronze"]).warn("numbered rows an interrupted run left unnumbered", {
+      run_id: ctx.runId,
+      pipeline: ctx.config.pipeline,
+      stage: "bronze",
+      event: "rows_renumbered",
+      table: p.t,
+      landing_run_id: p.r,
+      rows,
+    });
+  }
 }

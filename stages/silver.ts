@@ -15,6 +15,7 @@ import type { Engine } from "../core/engine.ts";
 import { ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
+import { numberPendingRows } from "./bronze.ts";
 
 /** Extra columns of an scd2 table. */
 export const SCD2_COLUMNS: readonly string[] = ["valid_from", "valid_to", "is_current"];
@@ -179,6 +180,8 @@ export async function silver(
 ): Promise<StageResult> {
   const started = performance.now();
   await ensureProgress(ctx.db);
+  // Rows a crashed run landed but did not number get their `_source_row` first.
+  await numberPendingRows(ctx);
   const result: StageResult = { stage: "silver", durationMs: 0, tables: [] };
   for (const [name, table] of Object.entries(ctx.config.silver)) {
     if (options.tables && !options.tables.includes(name)) continue;

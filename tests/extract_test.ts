@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { globToRegExp, listFiles } from "../stages/_files.ts";
 import { openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
-import { makeProject, query, runOnce, writeFile } from "./_helpers.ts";
+import { makeProject, openProject, query, runOnce, writeFile } from "./_helpers.ts";
 
 Deno.test("globs match *, ?, **, classes and alternatives against relative paths", async () => {
   const re = (g: string) => globToRegExp(g);
@@ -67,6 +67,51 @@ silver:
      FROM _sluice.files WHERE status = 'ingested'`,
   );
   assert.deepEqual(manifest, [{ n: 3, rows: 3003, hashed: 3 }]);
+});
+
+Deno.test("rows a stopped run landed but did not number are numbered before the next run reads them", async () => {
+  const yaml = `pipeline: p
+lake: ./lake
+sources:
+  events:
+    format: csv
+    path: ./in
+    glob: "*.csv"
+silver:
+  events:
+    from: events
+    columns: { id: { type: INTEGER } }
+`;
+  const csv = (f: number, n: number) =>
+    ["id", ...Array.from({ length: n }, (_, i) => String(f * 10_000 + i + 1))].join("\n") + "\n";
+  const p = await makeProject(yaml, { "in/f0.csv": csv(0, 500), "in/f1.csv": csv(1, 700) });
+  await runOnce(p, { runId: "run-1", stages: ["extract", "bronze"] });
+  // The state a crash between bronze's landing commit and its numbering
+  // commit leaves behind: rows and manifest committed, numbers not yet.
+  const ctx = await openProject(p);
+  try {
+    await ctx.db.run(`UPDATE bronze.events SET _source_row = NULL`);
+    await ctx.db.run(`INSERT INTO _sluice.bronze_unnumbered VALUES ('events', 'run-1')`);
+  } finally {
+    ctx.db.close();
+  }
+  await writeFile(p.dir, "in/f2.csv", csv(2, 300));
+  const summary = await runOnce(p, { runId: "run-2" });
+  assert.equal(summary.status, "success");
+  const rows = await query<{ file: string; bad: number; n: number; last: number }>(
+    p,
+    `SELECT regexp_extract(_source_file, '[^/]+$') AS file,
+       count(*) FILTER (WHERE _source_row IS NULL OR id::INTEGER % 10000 <> _source_row) AS bad,
+       count(*) AS n, max(_source_row) AS last
+     FROM bronze.events GROUP BY 1 ORDER BY 1`,
+  );
+  assert.deepEqual(rows, [
+    { file: "f0.csv", bad: 0, n: 500, last: 500 },
+    { file: "f1.csv", bad: 0, n: 700, last: 700 },
+    { file: "f2.csv", bad: 0, n: 300, last: 300 },
+  ]);
+  assert.deepEqual(await query(p, `SELECT * FROM _sluice.bronze_unnumbered`), []);
+  assert.deepEqual(await query(p, `SELECT count(*) AS n FROM silver.events`), [{ n: 1500 }]);
 });
 
 Deno.test("NDJSON and Parquet sources land in bronze and type in silver", async () => {
