@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { join, relative, sep } from "node:path";
+import { SourceError } from "../core/errors.ts";
 
 /**
  * A file's identity: where it is, how big, when changed, what it holds.
@@ -30,6 +31,11 @@ export interface FileFingerprint {
   mtimeMs: number;
   /** SHA-256 of the content, hex; empty until hashed. */
   sha256: string;
+  /**
+   * The SHA-256 being computed in the background (new files are hashed while
+   * bronze lands them); {@linkcode fileSha256} waits for it.
+   */
+  hashing?: Promise<string>;
 }
 
 /** Turns a glob (`*`, `?`, `**`, `[abc]`, `{a,b}`) into an anchored RegExp. */
@@ -98,10 +104,33 @@ export async function statFile(path: string): Promise<FileFingerprint> {
   return { path, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, sha256: "" };
 }
 
-/** Streams a file through SHA-256 and returns the hex digest. */
+/** Files up to this size are read whole and hashed in one native call. */
+const WHOLE_FILE_HASH_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Returns the SHA-256 of a file as hex: files up to 64 MiB are read whole
+ * and hashed by WebCrypto (one native call, off the JS thread), larger ones
+ * are streamed through `node:crypto` in 1 MiB chunks.
+ */
 export async function hashFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
   using file = await Deno.open(path, { read: true });
+  const { size } = await file.stat();
+  if (size <= WHOLE_FILE_HASH_BYTES) {
+    const bytes = new Uint8Array(size);
+    let read = 0;
+    while (read < size) {
+      const n = await file.read(bytes.subarray(read));
+      if (n === null) break;
+      read += n;
+    }
+    // A file that grew since the stat is hashed by streaming instead.
+    if (read === size && (await file.read(new Uint8Array(1))) === null) {
+      const digest = await crypto.subtle.digest("SHA-256", bytes.subarray(0, read));
+      return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+    }
+    await file.seek(0, Deno.SeekMode.Start);
+  }
+  const hash = createHash("sha256");
   const buf = new Uint8Array(1 << 20);
   while (true) {
     const n = await file.read(buf);
@@ -109,4 +138,35 @@ export async function hashFile(path: string): Promise<string> {
     hash.update(buf.subarray(0, n));
   }
   return hash.digest("hex");
+}
+
+/**
+ * Starts hashing `files` one after another in the background, so the hashes
+ * are computed while other work (bronze's landing) waits on DuckDB. Each
+ * file's `hashing` promise settles with its digest; {@linkcode fileSha256}
+ * awaits it.
+ */
+export function hashInBackground(files: readonly FileFingerprint[]): void {
+  let chain: Promise<unknown> = Promise.resolve();
+  for (const fp of files) {
+    const hashing = chain.then(() => hashFile(fp.path));
+    // Settled errors surface where the hash is awaited, not as unhandled rejections.
+    hashing.catch(() => {});
+    chain = hashing.catch(() => {});
+    fp.hashing = hashing;
+  }
+}
+
+/** The file's SHA-256, waiting for a background hash if one is running. */
+export async function fileSha256(fp: FileFingerprint): Promise<string> {
+  if (fp.sha256 !== "") return fp.sha256;
+  try {
+    fp.sha256 = fp.hashing ? await fp.hashing : await hashFile(fp.path);
+  } catch (e) {
+    throw new SourceError(`Cannot hash file ${fp.path}: ${(e as Error).message}`, {
+      cause: e,
+      context: { file: fp.path },
+    });
+  }
+  return fp.sha256;
 }

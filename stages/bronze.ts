@@ -24,7 +24,7 @@ import type { Engine } from "../core/engine.ts";
 import { ConservationError, SchemaDriftError } from "../core/errors.ts";
 import { literal, literalList, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
-import type { FileFingerprint } from "./_files.ts";
+import { type FileFingerprint, fileSha256 } from "./_files.ts";
 import { ensureManifest, extract, type ExtractPlan } from "./extract.ts";
 
 /** Metadata columns bronze adds to every row. */
@@ -37,7 +37,10 @@ export const BRONZE_META_COLUMNS: readonly string[] = [
 
 /**
  * Builds the table-function call that reads files of a source. With
- * `unionByName`, files whose columns differ are read side by side.
+ * `unionByName`, files whose columns differ are read side by side. With
+ * `csvColumns` (the header every CSV file was found to have), the columns
+ * are given to DuckDB (text, or the declared type) and only the dialect is
+ * sniffed: no type detection, no header detection.
  *
  * @example
  * ```ts ignore
@@ -47,21 +50,32 @@ export const BRONZE_META_COLUMNS: readonly string[] = [
 export function readerSql(
   source: SourceConfig,
   paths: readonly string[],
-  options: { unionByName?: boolean } = {},
+  options: { unionByName?: boolean; csvColumns?: readonly string[] } = {},
 ): string {
   const declared = Object.entries(source.columns ?? {});
   const files = literalList(paths);
   const union = options.unionByName ? ", union_by_name = true" : "";
   if (source.format === "csv") {
     const o = source.options ?? {};
-    const args = [files + union, "all_varchar = true", "auto_detect = true"];
-    if (o.header !== undefined) args.push(`header = ${literal(o.header)}`);
+    const known = options.csvColumns;
+    const types = new Map(declared);
+    const args = known
+      ? [
+        files,
+        `columns = {${
+          known.map((c) => `${literal(c)}: ${literal(sqlType(types.get(c) ?? "VARCHAR"))}`)
+            .join(", ")
+        }}`,
+        "header = true",
+      ]
+      : [files + union, "all_varchar = true", "auto_detect = true"];
+    if (o.header !== undefined && !known) args.push(`header = ${literal(o.header)}`);
     if (o.delimiter !== undefined) args.push(`delim = ${literal(o.delimiter)}`);
     if (o.quote !== undefined) args.push(`quote = ${literal(o.quote)}`);
     if (o.escape !== undefined) args.push(`escape = ${literal(o.escape)}`);
     if (o.null_string !== undefined) args.push(`nullstr = ${literal(o.null_string)}`);
     if (o.skip !== undefined) args.push(`skip = ${literal(o.skip)}`);
-    if (declared.length > 0) {
+    if (declared.length > 0 && !known) {
       args.push(
         `types = {${declared.map(([c, t]) => `${literal(c)}: ${literal(sqlType(t))}`).join(", ")}}`,
       );
@@ -172,9 +186,9 @@ export async function bronze(
             run_id: ctx.runId,
           });
         }
+        await recordFiles(ctx, sp.source, files, "ingested", landed.perFile);
         for (const fp of files) {
           const rows = landed.perFile.get(fp.path) ?? 0;
-          await recordFile(ctx, sp.source, fp, rows, "ingested");
           log.info("file ingested", {
             event: "file_ingested",
             table: sp.source,
@@ -184,7 +198,7 @@ export async function bronze(
           });
         }
       }
-      for (const fp of sp.emptySkipped) await recordFile(ctx, sp.source, fp, 0, "skipped_empty");
+      await recordFiles(ctx, sp.source, sp.emptySkipped, "skipped_empty");
       if (files.length > 0) {
         const check = await ctx.db.one<{ n: number }>(
           `SELECT count(*) AS n FROM ${table} WHERE _run_id = $run_id`,
@@ -208,28 +222,30 @@ export async function bronze(
   return result;
 }
 
-async function recordFile(
+/**
+ * Records files in the manifest with one INSERT. New files' SHA-256 were
+ * computed in the background while the rows landed; this waits for them.
+ */
+async function recordFiles(
   ctx: RunContext,
   source: string,
-  fp: FileFingerprint,
-  rows: number,
+  files: readonly FileFingerprint[],
   status: string,
+  rowsPerFile?: ReadonlyMap<string, number>,
 ): Promise<void> {
-  await ctx.db.run(
-    `INSERT INTO _sluice.files VALUES ($source, $path, $size, $mtime, $sha, $run_id, $rows,
-      $status, $at::TIMESTAMPTZ)`,
-    {
-      source,
-      path: fp.path,
-      size: fp.size,
-      mtime: fp.mtimeMs,
-      sha: fp.sha256,
-      run_id: ctx.runId,
-      rows,
-      status,
-      at: ctx.clock.now().toISOString(),
-    },
-  );
+  if (files.length === 0) return;
+  const at = literal(ctx.clock.now().toISOString());
+  const values: string[] = [];
+  for (const fp of files) {
+    const sha = await fileSha256(fp);
+    const row = [source, fp.path, fp.size, fp.mtimeMs, sha, ctx.runId];
+    values.push(
+      `(${row.map(literal).join(", ")}, ${rowsPerFile?.get(fp.path) ?? 0}, ${
+        literal(status)
+      }, ${at}::TIMESTAMPTZ)`,
+    );
+  }
+  await ctx.db.run(`INSERT INTO _sluice.files VALUES ${values.join(", ")}`);
 }
 
 /** Reads the header line of a CSV file (bounded read) and splits it. */
@@ -274,22 +290,27 @@ async function csvHeader(path: string, source: SourceConfig): Promise<string[] |
   return out.map((h) => h.trim());
 }
 
-/** The columns a file holds: its CSV header, or DuckDB's view of the file. */
+/**
+ * The columns a file holds: its CSV header (`fromHeader`), or DuckDB's view
+ * of the file.
+ */
 async function fileColumns(
   db: Engine,
   source: SourceConfig,
   path: string,
-): Promise<ColumnInfo[]> {
+): Promise<{ columns: ColumnInfo[]; fromHeader: boolean }> {
   if (source.format === "csv") {
     const header = await csvHeader(path, source);
     if (header) {
-      return header.map((name) => ({
+      const columns = header.map((name) => ({
         column_name: name,
         column_type: source.columns?.[name] ?? "VARCHAR",
       }));
+      return { columns, fromHeader: true };
     }
   }
-  return await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${readerSql(source, [path])}`);
+  const columns = await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${readerSql(source, [path])}`);
+  return { columns, fromHeader: false };
 }
 
 /**
@@ -320,9 +341,20 @@ async function landFiles(
   const db = ctx.db;
   const table = qualified("bronze", name);
   const perFileColumns: ColumnInfo[][] = [];
-  for (const fp of files) perFileColumns.push(await fileColumns(db, source, fp.path));
+  let allHeaders = true;
+  for (const fp of files) {
+    const found = await fileColumns(db, source, fp.path);
+    perFileColumns.push(found.columns);
+    allHeaders &&= found.fromHeader;
+  }
   const signature = (cols: ColumnInfo[]) => cols.map((c) => c.column_name).join("\u0000");
   const sameColumns = perFileColumns.every((c) => signature(c) === signature(perFileColumns[0]));
+  // Every CSV file has the same header, with distinct non-empty names: DuckDB
+  // is given these columns instead of detecting them (twice: to describe the
+  // reader and to bind the INSERT).
+  const header = perFileColumns[0].map((c) => c.column_name);
+  const knownHeader = allHeaders && sameColumns && header.every((c) => c !== "") &&
+    new Set(header.map((c) => c.toLowerCase())).size === header.length;
   let existing = await tableColumns(db, "bronze", name);
   const added = new Set<string>();
   const missing = new Set<string>();
@@ -362,8 +394,14 @@ async function landFiles(
     fileAdded.forEach((c) => added.add(c));
     fileMissing.forEach((c) => missing.add(c));
   }
-  const reader = readerSql(source, files.map((f) => f.path), { unionByName: !sameColumns });
-  const readColumns = await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${reader}`);
+  const reader = readerSql(
+    source,
+    files.map((f) => f.path),
+    knownHeader ? { csvColumns: header } : { unionByName: !sameColumns },
+  );
+  const readColumns = knownHeader
+    ? perFileColumns[0]
+    : await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${reader}`);
   const select = landedColumns(source, readColumns);
   const meta =
     `${literal(ctx.runId)} AS _run_id, ${literal(ingestedAt)}::TIMESTAMPTZ AS _ingested_at, ` +

@@ -3,6 +3,8 @@
  * mtime, SHA-256) and compares them with the manifest of files already
  * ingested. The result is a plan of what bronze must land; unchanged files
  * are skipped without being re-hashed, so a run with nothing new is quick.
+ * New files need no hash to be planned: theirs is computed in the background
+ * while bronze lands them, and stored in the manifest with their rows.
  *
  * @module
  */
@@ -10,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Engine } from "../core/engine.ts";
 import { SourceError } from "../core/errors.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
-import { type FileFingerprint, hashFile, listFiles, statFile } from "./_files.ts";
+import { type FileFingerprint, hashFile, hashInBackground, listFiles, statFile } from "./_files.ts";
 
 /** What bronze must do for one source. */
 export interface SourcePlan {
@@ -134,11 +136,12 @@ export async function extract(
         log.warn("file is empty, skipped", { event: "file_skipped", source: name, file: path });
         continue;
       }
-      fp.sha256 = await hashFile(path);
       if (!prev) {
+        // Nothing to compare with: hashed in the background while bronze lands it.
         sp.newFiles.push(fp);
         continue;
       }
+      fp.sha256 = await hashFile(path);
       if (prev.sha256 === fp.sha256) {
         sp.unchanged++; // touched but identical content
         continue;
@@ -168,6 +171,7 @@ export async function extract(
       });
       sp.reingest.push(fp);
     }
+    hashInBackground(sp.newFiles);
     plan.sources.push(sp);
     const found = files.length;
     result.tables.push({

@@ -105,8 +105,9 @@ export function silverStageSql(
   const code = checks.length
     ? `coalesce(${caseOf((c) => literal(c.code)).join(", ")})`
     : "NULL::VARCHAR";
-  // The bronze columns ride along untouched ("__src<i>"), and the JSON payload
-  // is built inside the CASE, so only quarantined rows pay for it.
+  // The bronze columns ride along untouched ("__src<i>"), and the reason code
+  // and JSON payload are built inside a CASE, so only quarantined rows pay
+  // for them.
   const srcCols = options.bronzeColumns.map((c, i) => `src.${rawIdent(c)} AS "__src${i}"`);
   const payloadCols = options.bronzeColumns.map((c, i) => `${literal(c)}, "__src${i}"`);
   const payload = payloadCols.length
@@ -121,7 +122,8 @@ export function silverStageSql(
       SELECT *, ${typedCols.join(", ")} FROM typed
     ), checked AS (
       SELECT ${names}, _source_file, _source_row,
-        ${reason} AS _reason, ${code} AS _reason_code,
+        ${reason} AS _reason,
+        CASE WHEN _reason IS NOT NULL THEN ${code} END AS _reason_code,
         CASE WHEN _reason IS NOT NULL THEN ${payload} END AS _payload
       FROM casted
     )

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { globToRegExp, listFiles } from "../stages/_files.ts";
+import { createHash } from "node:crypto";
+import { globToRegExp, hashFile, listFiles } from "../stages/_files.ts";
 import { openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
 import { makeProject, openProject, query, runOnce, writeFile } from "./_helpers.ts";
@@ -26,6 +27,21 @@ Deno.test("globs match *, ?, **, classes and alternatives against relative paths
     join(dir, "b.csv"),
     join(dir, "sub/c.csv"),
   ]);
+});
+
+Deno.test("file hashes are the SHA-256 of the content, read whole or streamed", async () => {
+  const dir = await Deno.makeTempDir();
+  const small = await writeFile(dir, "abc.csv", "abc");
+  assert.equal(
+    await hashFile(small),
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  );
+  // Over the 64 MiB whole-file limit: streamed through node:crypto.
+  const bytes = new Uint8Array(65 * 1024 * 1024).map((_, i) => i % 251);
+  const big = join(dir, "big.bin");
+  await Deno.writeFile(big, bytes);
+  assert.equal(await hashFile(big), createHash("sha256").update(bytes).digest("hex"));
+  await Deno.remove(dir, { recursive: true });
 });
 
 Deno.test("bronze numbers rows within each file and records every file in the manifest", async () => {
