@@ -368,7 +368,8 @@ function buildProgram(): Command {
         for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
         try {
           await withLogContext(runLogFields, async () => {
-            const ctx = await openRun(config, { runId, trigger: "cli" });
+            // A stream runs for long: DuckDB's own checkpoints keep its WAL small.
+            const ctx = await openRun(config, { runId, trigger: "cli", checkpointThreshold: null });
             // observability.metrics.server: /metrics and /healthz while the stream runs.
             const serverConfig = config.observability?.metrics.server;
             let server: ReturnType<typeof serveMetrics> | undefined;

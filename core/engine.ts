@@ -24,6 +24,11 @@ export interface EngineOptions {
   schemas?: string[];
   /** Schemas searched for unqualified table names, in order. */
   searchPath?: string[];
+  /**
+   * WAL size at which DuckDB checkpoints on its own after a commit, e.g.
+   * `1GB`; default DuckDB's (16 MiB).
+   */
+  checkpointThreshold?: string;
 }
 
 /** Where {@linkcode Engine.append} writes. */
@@ -253,6 +258,7 @@ export async function openEngine(path: string, options: EngineOptions): Promise<
     if (options.threads) settings.threads = String(options.threads);
     if (options.memoryLimit) settings.memory_limit = options.memoryLimit;
     if (options.tempDirectory) settings.temp_directory = options.tempDirectory;
+    if (options.checkpointThreshold) settings.checkpoint_threshold = options.checkpointThreshold;
     instance = await DuckDBInstance.create(path, settings);
   } catch (e) {
     throw classifyDuckDbError(e, `Cannot open database ${JSON.stringify(path)}`);

@@ -122,25 +122,28 @@ export async function startRunRecord(
  */
 export async function recordStageResult(ctx: RunContext, result: StageResult): Promise<void> {
   const tables = result.tables.length > 0 ? result.tables : [undefined];
-  for (const t of tables) {
-    await ctx.db.run(
-      `INSERT INTO _sluice.stage_tables VALUES ($run_id, $stage, $layer, $table, $rows_in,
+  // One commit for the stage's rows, not one per table.
+  await ctx.db.transaction(async () => {
+    for (const t of tables) {
+      await ctx.db.run(
+        `INSERT INTO _sluice.stage_tables VALUES ($run_id, $stage, $layer, $table, $rows_in,
         $passed, $quarantined, $duplicates, $duration_ms, $skipped, $details::JSON)`,
-      {
-        run_id: ctx.runId,
-        stage: result.stage,
-        layer: t?.layer ?? result.stage,
-        table: t?.table ?? null,
-        rows_in: t?.rowsIn ?? 0,
-        passed: t?.passed ?? 0,
-        quarantined: t?.quarantined ?? 0,
-        duplicates: t?.duplicates ?? 0,
-        duration_ms: result.durationMs,
-        skipped: result.skipped ?? false,
-        details: JSON.stringify(t?.details ?? {}),
-      },
-    );
-  }
+        {
+          run_id: ctx.runId,
+          stage: result.stage,
+          layer: t?.layer ?? result.stage,
+          table: t?.table ?? null,
+          rows_in: t?.rowsIn ?? 0,
+          passed: t?.passed ?? 0,
+          quarantined: t?.quarantined ?? 0,
+          duplicates: t?.duplicates ?? 0,
+          duration_ms: result.durationMs,
+          skipped: result.skipped ?? false,
+          details: JSON.stringify(t?.details ?? {}),
+        },
+      );
+    }
+  });
 }
 
 /**

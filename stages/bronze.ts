@@ -121,7 +121,8 @@ async function tableColumns(db: Engine, schema: string, table: string): Promise<
 
 /**
  * Lands the planned files of every source into `bronze.<source>`. Each source
- * is one transaction (rows and manifest together); one CHECKPOINT follows the stage.
+ * is one transaction (rows and manifest together). The run checkpoints once,
+ * at its end (see `runPipeline`).
  * Without a plan, runs extract first.
  *
  * @example
@@ -216,8 +217,6 @@ export async function bronze(
     if (landedRows) await numberRows(ctx, sp.source, ctx.runId);
     result.tables.push(tr);
   }
-  // One CHECKPOINT after the stage's commits folds the WAL into the file.
-  if (result.tables.length > 0) await ctx.db.checkpoint();
   result.durationMs = performance.now() - started;
   return result;
 }

@@ -32,7 +32,8 @@ export async function runStreamPipeline(
   config: PipelineConfig,
   options: RunStreamPipelineOptions = {},
 ): Promise<StreamSummary> {
-  const ctx = await openRun(config, options.run);
+  // A stream runs for long: DuckDB's own checkpoints keep its WAL small.
+  const ctx = await openRun(config, { ...options.run, checkpointThreshold: null });
   try {
     return await runStream(ctx, options);
   } finally {
