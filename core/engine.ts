@@ -94,7 +94,14 @@ export interface Engine {
     fill: (row: RowAppender) => void | Promise<void>,
     options?: AppendOptions,
   ): Promise<void>;
-  /** Closes the database and releases its lock. */
+  /**
+   * Opens another connection to the same database, with its own
+   * transactions, the same sandbox and search path. Several connections
+   * run statements at the same time (DuckDB shares its threads between
+   * them). `close()` on it closes that connection only.
+   */
+  connect(): Promise<Engine>;
+  /** Closes the database and releases its lock (a `connect()`ed engine: its connection). */
   close(): void;
 }
 
@@ -130,12 +137,45 @@ class DuckDbEngine implements Engine {
   #instance: DuckDBInstance;
   #conn: DuckDBConnection;
   #depth = 0;
+  /** False for engines made by `connect()`: they do not own the instance. */
+  #owner: boolean;
+  #searchPath?: string;
   readonly path: string;
 
-  constructor(path: string, instance: DuckDBInstance, conn: DuckDBConnection) {
+  constructor(
+    path: string,
+    instance: DuckDBInstance,
+    conn: DuckDBConnection,
+    options: { owner?: boolean; searchPath?: string } = {},
+  ) {
     this.path = path;
     this.#instance = instance;
     this.#conn = conn;
+    this.#owner = options.owner ?? true;
+    this.#searchPath = options.searchPath;
+  }
+
+  /** Sets the search path of this connection (kept for `connect()`). */
+  async setSearchPath(path: string): Promise<void> {
+    await this.run(`SET search_path = ${literal(path)}`);
+    this.#searchPath = path;
+  }
+
+  async connect(): Promise<Engine> {
+    let conn: DuckDBConnection;
+    try {
+      conn = await this.#instance.connect();
+    } catch (e) {
+      throw classifyDuckDbError(e, "Cannot open another connection");
+    }
+    const engine = new DuckDbEngine(this.path, this.#instance, conn, { owner: false });
+    try {
+      if (this.#searchPath) await engine.setSearchPath(this.#searchPath);
+    } catch (e) {
+      engine.close();
+      throw e;
+    }
+    return engine;
   }
 
   async run(sql: string, params?: Record<string, SqlParam>): Promise<number> {
@@ -234,7 +274,7 @@ class DuckDbEngine implements Engine {
 
   close(): void {
     this.#conn.closeSync();
-    this.#instance.closeSync();
+    if (this.#owner) this.#instance.closeSync();
   }
 }
 
@@ -269,9 +309,7 @@ export async function openEngine(path: string, options: EngineOptions): Promise<
     for (const schema of options.schemas ?? []) {
       await engine.run(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
     }
-    if (options.searchPath?.length) {
-      await engine.run(`SET search_path = ${literal(options.searchPath.join(","))}`);
-    }
+    if (options.searchPath?.length) await engine.setSearchPath(options.searchPath.join(","));
     const dirs = options.allowedDirectories.map((d) => d.endsWith("/") ? d : `${d}/`);
     await engine.run(`SET allowed_directories = ${literalList(dirs)}`);
     await engine.run("SET enable_external_access = false");

@@ -25,7 +25,7 @@ import { ConservationError, SchemaDriftError } from "../core/errors.ts";
 import { literal, literalList, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
 import { type FileFingerprint, fileSha256 } from "./_files.ts";
-import { ensureManifest, extract, type ExtractPlan } from "./extract.ts";
+import { ensureManifest, extract, type ExtractPlan, type SourcePlan } from "./extract.ts";
 
 /** Metadata columns bronze adds to every row. */
 export const BRONZE_META_COLUMNS: readonly string[] = [
@@ -119,11 +119,15 @@ async function tableColumns(db: Engine, schema: string, table: string): Promise<
   return new Set(rows.map((r) => r.column_name));
 }
 
+/** Sources landed at the same time, each on its own connection. */
+const LANDING_CONNECTIONS = 2;
+
 /**
  * Lands the planned files of every source into `bronze.<source>`. Each source
- * is one transaction (rows and manifest together). The run checkpoints once,
- * at its end (see `runPipeline`).
- * Without a plan, runs extract first.
+ * is one transaction (rows and manifest together); two sources land at a
+ * time, on two connections, largest first, so a source read by one thread
+ * (one small file) overlaps with a large one. The run checkpoints once, at
+ * its end (see `runPipeline`). Without a plan, runs extract first.
  *
  * @example
  * ```ts ignore
@@ -134,91 +138,131 @@ export async function bronze(
   ctx: RunContext,
   options: { plan?: ExtractPlan; sources?: string[] } = {},
 ): Promise<StageResult> {
-  const log = getLogger(["sluice", "bronze"]).with({
-    run_id: ctx.runId,
-    pipeline: ctx.config.pipeline,
-    stage: "bronze",
-  });
   const started = performance.now();
   const plan = options.plan ?? (await extract(ctx, { sources: options.sources })).plan;
   await ensureManifest(ctx.db);
   await numberPendingRows(ctx);
   const result: StageResult = { stage: "bronze", durationMs: 0, tables: [] };
   const ingestedAt = ctx.clock.now().toISOString();
-  for (const sp of plan.sources) {
-    const source = ctx.config.sources[sp.source];
-    const files = [...sp.reingest, ...sp.newFiles];
-    if (files.length === 0 && sp.emptySkipped.length === 0) continue;
-    const table = qualified("bronze", sp.source);
-    const tr: TableResult = {
-      layer: "bronze",
-      table: sp.source,
-      rowsIn: 0,
-      passed: 0,
-      quarantined: 0,
-      duplicates: 0,
-      details: { files: files.length, columns_added: [], columns_missing: [] },
-    };
-    let landedRows = false;
-    await ctx.db.transaction(async () => {
-      for (const fp of sp.reingest) {
-        const removed = await ctx.db.run(`DELETE FROM ${table} WHERE _source_file = $file`, {
-          file: fp.path,
-        });
-        await ctx.db.run(
-          `UPDATE _sluice.files SET status = 'superseded' WHERE source = $source AND path = $file`,
-          { source: sp.source, file: fp.path },
-        );
-        log.info("superseded rows of a changed file", {
-          event: "file_superseded",
-          table: sp.source,
-          file: fp.path,
-          rows: removed,
-        });
+  const todo = plan.sources.filter((sp) =>
+    sp.reingest.length + sp.newFiles.length + sp.emptySkipped.length > 0
+  );
+  const bytes = (sp: SourcePlan) =>
+    [...sp.reingest, ...sp.newFiles].reduce((n, f) => n + f.size, 0);
+  const queue = [...todo].sort((a, b) => bytes(b) - bytes(a));
+  const landed = new Map<string, TableResult>();
+  const errors: unknown[] = [];
+  const worker = async (db: Engine) => {
+    const wctx: RunContext = { ...ctx, db };
+    for (let sp = queue.shift(); sp && errors.length === 0; sp = queue.shift()) {
+      try {
+        landed.set(sp.source, await landSource(wctx, sp, ingestedAt));
+      } catch (e) {
+        errors.push(e);
       }
-      if (files.length > 0) {
-        const landed = await landFiles(ctx, sp.source, source, files, tr, ingestedAt);
-        tr.rowsIn += landed.read;
-        tr.passed += landed.landed;
-        landedRows = landed.landed > 0;
-        if (landedRows) {
-          await ctx.db.run(`INSERT INTO _sluice.bronze_unnumbered VALUES ($t, $run_id)`, {
-            t: sp.source,
-            run_id: ctx.runId,
-          });
-        }
-        await recordFiles(ctx, sp.source, files, "ingested", landed.perFile);
-        for (const fp of files) {
-          const rows = landed.perFile.get(fp.path) ?? 0;
-          log.info("file ingested", {
-            event: "file_ingested",
-            table: sp.source,
-            file: fp.path,
-            rows,
-            bytes: fp.size,
-          });
-        }
-      }
-      await recordFiles(ctx, sp.source, sp.emptySkipped, "skipped_empty");
-      if (files.length > 0) {
-        const check = await ctx.db.one<{ n: number }>(
-          `SELECT count(*) AS n FROM ${table} WHERE _run_id = $run_id`,
-          { run_id: ctx.runId },
-        );
-        if (tr.rowsIn !== tr.passed || check?.n !== tr.passed) {
-          throw new ConservationError(
-            `Rows do not add up in bronze "${sp.source}": ${tr.rowsIn} read, ${tr.passed} landed, ` +
-              `${check?.n ?? 0} found with this run's id`,
-            { context: { table: sp.source } },
-          );
-        }
-      }
-    });
-    if (landedRows) await numberRows(ctx, sp.source, ctx.runId);
-    result.tables.push(tr);
+    }
+  };
+  const workers = Math.min(LANDING_CONNECTIONS, todo.length);
+  const extra: Engine[] = [];
+  try {
+    for (let w = 1; w < workers; w++) extra.push(await ctx.db.connect());
+    await Promise.all([worker(ctx.db), ...extra.map(worker)]);
+  } finally {
+    for (const db of extra) db.close();
+  }
+  if (errors.length > 0) throw errors[0];
+  for (const sp of todo) {
+    const tr = landed.get(sp.source);
+    if (tr) result.tables.push(tr);
   }
   result.durationMs = performance.now() - started;
   return result;
+}
+
+/**
+ * Lands one source's planned files in one transaction (superseding changed
+ * files, recording the manifest, checking that the rows add up), then
+ * numbers the rows in a second one.
+ */
+async function landSource(
+  ctx: RunContext,
+  sp: SourcePlan,
+  ingestedAt: string,
+): Promise<TableResult> {
+  const log = getLogger(["sluice", "bronze"]).with({
+    run_id: ctx.runId,
+    pipeline: ctx.config.pipeline,
+    stage: "bronze",
+  });
+  const source = ctx.config.sources[sp.source];
+  const files = [...sp.reingest, ...sp.newFiles];
+  const table = qualified("bronze", sp.source);
+  const tr: TableResult = {
+    layer: "bronze",
+    table: sp.source,
+    rowsIn: 0,
+    passed: 0,
+    quarantined: 0,
+    duplicates: 0,
+    details: { files: files.length, columns_added: [], columns_missing: [] },
+  };
+  let landedRows = false;
+  await ctx.db.transaction(async () => {
+    for (const fp of sp.reingest) {
+      const removed = await ctx.db.run(`DELETE FROM ${table} WHERE _source_file = $file`, {
+        file: fp.path,
+      });
+      await ctx.db.run(
+        `UPDATE _sluice.files SET status = 'superseded' WHERE source = $source AND path = $file`,
+        { source: sp.source, file: fp.path },
+      );
+      log.info("superseded rows of a changed file", {
+        event: "file_superseded",
+        table: sp.source,
+        file: fp.path,
+        rows: removed,
+      });
+    }
+    if (files.length > 0) {
+      const landed = await landFiles(ctx, sp.source, source, files, tr, ingestedAt);
+      tr.rowsIn += landed.read;
+      tr.passed += landed.landed;
+      landedRows = landed.landed > 0;
+      if (landedRows) {
+        await ctx.db.run(`INSERT INTO _sluice.bronze_unnumbered VALUES ($t, $run_id)`, {
+          t: sp.source,
+          run_id: ctx.runId,
+        });
+      }
+      await recordFiles(ctx, sp.source, files, "ingested", landed.perFile);
+      for (const fp of files) {
+        const rows = landed.perFile.get(fp.path) ?? 0;
+        log.info("file ingested", {
+          event: "file_ingested",
+          table: sp.source,
+          file: fp.path,
+          rows,
+          bytes: fp.size,
+        });
+      }
+    }
+    await recordFiles(ctx, sp.source, sp.emptySkipped, "skipped_empty");
+    if (files.length > 0) {
+      const check = await ctx.db.one<{ n: number }>(
+        `SELECT count(*) AS n FROM ${table} WHERE _run_id = $run_id`,
+        { run_id: ctx.runId },
+      );
+      if (tr.rowsIn !== tr.passed || check?.n !== tr.passed) {
+        throw new ConservationError(
+          `Rows do not add up in bronze "${sp.source}": ${tr.rowsIn} read, ${tr.passed} landed, ` +
+            `${check?.n ?? 0} found with this run's id`,
+          { context: { table: sp.source } },
+        );
+      }
+    }
+  });
+  if (landedRows) await numberRows(ctx, sp.source, ctx.runId);
+  return tr;
 }
 
 /**
