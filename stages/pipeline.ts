@@ -211,10 +211,6 @@ export async function runPipeline(
       if (chosen.has("silver") || chosen.has("gold")) await buildAndAudit(ctx, chosen, summary);
       await step("output", () => output(ctx));
     }
-    // One CHECKPOINT per run folds the WAL into the database file. It comes
-    // last, so output reads the gold tables the commit left in memory rather
-    // than the compressed blocks a checkpoint writes.
-    await ctx.db.checkpoint();
   } catch (e) {
     summary.status = "failed";
     summary.durationMs = performance.now() - started;
@@ -226,6 +222,11 @@ export async function runPipeline(
   }
   summary.durationMs = performance.now() - started;
   await observeRunFinished(ctx, summary);
+  // One CHECKPOINT per run folds the WAL into the database file. It comes
+  // last: output reads the gold tables the commit left in memory rather than
+  // the compressed blocks a checkpoint writes, and closing the database
+  // finds nothing left to fold.
+  await ctx.db.checkpoint();
   return summary;
 }
 
