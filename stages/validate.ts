@@ -14,7 +14,7 @@ import { identList, literal, qualified, rawIdent, sqlType } from "../core/quote.
 import { BRONZE_META_COLUMNS } from "./bronze.ts";
 import { resolveGold } from "./gold.ts";
 import { sandboxDirectories } from "./pipeline.ts";
-import { silverStageSql } from "./silver.ts";
+import { silverFilesSql, silverStageSql } from "./silver.ts";
 
 /** Where in the config a path is, when the loader knows. */
 export type Locate = (path: string) => { line: number; col: number } | undefined;
@@ -73,6 +73,7 @@ export async function validatePipeline(
           !BRONZE_META_COLUMNS.includes(c)
         ),
         where: "TRUE",
+        files: `(${silverFilesSql(table, "TRUE")})`,
       });
       try {
         await db.run(

@@ -51,6 +51,37 @@ Deno.test("a transaction rolls back every write when its body throws", async () 
   }
 });
 
+Deno.test("a second connection has its own transactions, the same sandbox and search path", async () => {
+  const dir = await Deno.makeTempDir();
+  const db = await openEngine(join(dir, "t.duckdb"), {
+    allowedDirectories: [dir],
+    schemas: ["gold"],
+    searchPath: ["gold"],
+  });
+  try {
+    await db.run("CREATE TABLE gold.t (x INTEGER)");
+    const other = await db.connect();
+    try {
+      // Unqualified names resolve through the same search path.
+      await other.run("INSERT INTO t VALUES (1)");
+      await assert.rejects(() => other.all("SELECT * FROM read_csv('/etc/passwd')"), SandboxError);
+      await assert.rejects(() => other.run("SET enable_external_access = true"), EngineError);
+      // Uncommitted rows of one connection are invisible to the other.
+      await other.transaction(async () => {
+        await other.run("INSERT INTO t VALUES (2)");
+        assert.deepEqual(await db.all("SELECT count(*) AS n FROM t"), [{ n: 1 }]);
+      });
+      assert.deepEqual(await db.all("SELECT count(*) AS n FROM t"), [{ n: 2 }]);
+    } finally {
+      other.close();
+    }
+    // Closing the second connection leaves the database open.
+    assert.deepEqual(await db.all("SELECT sum(x) AS s FROM t"), [{ s: 3 }]);
+  } finally {
+    db.close();
+  }
+});
+
 Deno.test("literal() round-trips any string through DuckDB unchanged", async () => {
   const db = await openEngine(":memory:", { allowedDirectories: ["/tmp"] });
   try {
