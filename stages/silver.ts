@@ -210,6 +210,12 @@ interface Counts extends Record<string, unknown> {
  * A silver table's rows staged for writing: the temp table
  * `_stage_<table>` holds every pending bronze row typed and checked, with
  * its quarantine reason or duplicate rank, and the row counts are known.
+ *
+ * @example
+ * ```ts ignore
+ * const [orders] = await stageSilver(ctx, { tables: ["orders"] });
+ * const shown = `${orders.counts.passed} good rows of ${orders.rowsIn}`;
+ * ```
  */
 export interface StagedSilverTable {
   /** Silver table name. */
