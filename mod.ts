@@ -258,7 +258,7 @@ export {
   type StageName,
   STAGES,
 } from "./stages/pipeline.ts";
-export { silver, type StagedSilverTable, stageSilver } from "./stages/silver.ts";
+export { silver, type StagedCounts, type StagedSilverTable, stageSilver } from "./stages/silver.ts";
 export { type Locate, validatePipeline } from "./stages/validate.ts";
 
 // streaming

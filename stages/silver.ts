@@ -199,10 +199,22 @@ export function silverRankSql(table: SilverTableConfig, stage: string): string |
     WHERE s.rowid = r._sid AND r._rn > 1`;
 }
 
-interface Counts extends Record<string, unknown> {
+/**
+ * The staged rows of a silver table by fate.
+ *
+ * @example
+ * ```ts ignore
+ * const { total, quarantined, passed, duplicates } = staged.counts; // total = the other three
+ * ```
+ */
+export interface StagedCounts extends Record<string, unknown> {
+  /** Rows staged. */
   total: number;
+  /** Rows with a quarantine reason. */
   quarantined: number;
+  /** Good rows, each the latest of its key. */
   passed: number;
+  /** Good rows that a later version of their key replaces. */
   duplicates: number;
 }
 
@@ -233,7 +245,7 @@ export interface StagedSilverTable {
   /** Bronze rows read (counted in bronze, not in the stage). */
   rowsIn: number;
   /** The staged rows by fate. */
-  counts: Counts;
+  counts: StagedCounts;
 }
 
 /**
@@ -346,7 +358,7 @@ async function stageSilverTable(
   await db.run(`CREATE OR REPLACE TEMP TABLE ${stage} AS ${sql}`);
   const rank = silverRankSql(table, `_stage_${name}`);
   if (rank) await db.run(rank);
-  const counts = (await db.one<Counts>(
+  const counts = (await db.one<StagedCounts>(
     `SELECT count(*) AS total,
       count(*) FILTER (WHERE _quarantine IS NOT NULL) AS quarantined,
       count(*) FILTER (WHERE _quarantine IS NULL AND _rn = 1) AS passed,
