@@ -73,6 +73,8 @@ export function timedEngine(db: Engine, log: StatementTiming[]): Engine {
     one: <T extends Row = Row>(sql: string, params?: Record<string, SqlParam>) =>
       time(sql, () => db.one<T>(sql, params)),
     checkpoint: () => time("CHECKPOINT", () => db.checkpoint()),
+    // A second connection (bronze lands two sources at a time) is timed too.
+    connect: async () => timedEngine(await db.connect(), log),
     // The COMMIT of an outermost transaction: from the end of its body to its end.
     transaction: async <T>(fn: () => Promise<T>): Promise<T> => {
       const outer = depth++ === 0;

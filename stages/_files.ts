@@ -108,9 +108,10 @@ export async function statFile(path: string): Promise<FileFingerprint> {
 const WHOLE_FILE_HASH_BYTES = 64 * 1024 * 1024;
 
 /**
- * Returns the SHA-256 of a file as hex: files up to 64 MiB are read whole
- * and hashed by WebCrypto (one native call, off the JS thread), larger ones
- * are streamed through `node:crypto` in 1 MiB chunks.
+ * Returns the SHA-256 of a file as hex, with `node:crypto`: files up to
+ * 64 MiB are read whole and hashed in one call (about 5 ms for 8 MB), larger
+ * ones are streamed in 1 MiB chunks. (WebCrypto's `digest` is no faster and
+ * its first call costs 30 to 40 ms.)
  */
 export async function hashFile(path: string): Promise<string> {
   using file = await Deno.open(path, { read: true });
@@ -125,8 +126,7 @@ export async function hashFile(path: string): Promise<string> {
     }
     // A file that grew since the stat is hashed by streaming instead.
     if (read === size && (await file.read(new Uint8Array(1))) === null) {
-      const digest = await crypto.subtle.digest("SHA-256", bytes.subarray(0, read));
-      return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+      return createHash("sha256").update(bytes.subarray(0, read)).digest("hex");
     }
     await file.seek(0, Deno.SeekMode.Start);
   }

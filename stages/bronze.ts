@@ -24,6 +24,7 @@ import type { Engine } from "../core/engine.ts";
 import { ConservationError, SchemaDriftError } from "../core/errors.ts";
 import { literal, literalList, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
+import { tableColumns } from "./_catalog.ts";
 import { type FileFingerprint, fileSha256 } from "./_files.ts";
 import { ensureManifest, extract, type ExtractPlan, type SourcePlan } from "./extract.ts";
 
@@ -111,12 +112,8 @@ function landedColumns(source: SourceConfig, columns: ColumnInfo[]): string[] {
   });
 }
 
-async function tableColumns(db: Engine, schema: string, table: string): Promise<Set<string>> {
-  const rows = await db.all<{ column_name: string } & Record<string, unknown>>(
-    `SELECT column_name FROM duckdb_columns() WHERE schema_name = $schema AND table_name = $table`,
-    { schema, table },
-  );
-  return new Set(rows.map((r) => r.column_name));
+async function columnSet(db: Engine, schema: string, table: string): Promise<Set<string>> {
+  return new Set((await tableColumns(db, schema, table)).map((c) => c.name));
 }
 
 /** Sources landed at the same time, each on its own connection. */
@@ -301,10 +298,11 @@ async function csvHeader(path: string, source: SourceConfig): Promise<string[] |
   using file = await Deno.open(path, { read: true });
   const buf = new Uint8Array(64 * 1024);
   const n = (await file.read(buf)) ?? 0;
-  const text = new TextDecoder().decode(buf.subarray(0, n)).replace(/^\uFEFF/, "");
-  const end = text.search(/\r?\n/);
-  if (end < 0 && n === buf.length) return undefined; // header longer than 64 KiB: let DuckDB sniff
-  const line = end < 0 ? text : text.slice(0, end);
+  const newline = buf.subarray(0, n).indexOf(0x0a);
+  if (newline < 0 && n === buf.length) return undefined; // header longer than 64 KiB: let DuckDB sniff
+  const text = new TextDecoder().decode(buf.subarray(0, newline < 0 ? n : newline))
+    .replace(/^\uFEFF/, "");
+  const line = text.endsWith("\r") ? text.slice(0, -1) : text;
   const delimiter = o.delimiter ??
     (line.includes(";") && !line.includes(",")
       ? ";"
@@ -337,16 +335,16 @@ async function csvHeader(path: string, source: SourceConfig): Promise<string[] |
 }
 
 /**
- * The columns a file holds: its CSV header (`fromHeader`), or DuckDB's view
- * of the file.
+ * The columns a file holds: its CSV header (`fromHeader`, read by
+ * {@linkcode csvHeader} beforehand), or DuckDB's view of the file.
  */
 async function fileColumns(
   db: Engine,
   source: SourceConfig,
   path: string,
+  header: string[] | undefined,
 ): Promise<{ columns: ColumnInfo[]; fromHeader: boolean }> {
   if (source.format === "csv") {
-    const header = await csvHeader(path, source);
     if (header) {
       const columns = header.map((name) => ({
         column_name: name,
@@ -388,8 +386,12 @@ async function landFiles(
   const table = qualified("bronze", name);
   const perFileColumns: ColumnInfo[][] = [];
   let allHeaders = true;
-  for (const fp of files) {
-    const found = await fileColumns(db, source, fp.path);
+  // The headers are read at the same time (a few hundred bytes of each file).
+  const headers = source.format === "csv"
+    ? await Promise.all(files.map((fp) => csvHeader(fp.path, source)))
+    : [];
+  for (const [i, fp] of files.entries()) {
+    const found = await fileColumns(db, source, fp.path, headers[i]);
     perFileColumns.push(found.columns);
     allHeaders &&= found.fromHeader;
   }
@@ -401,7 +403,7 @@ async function landFiles(
   const header = perFileColumns[0].map((c) => c.column_name);
   const knownHeader = allHeaders && sameColumns && header.every((c) => c !== "") &&
     new Set(header.map((c) => c.toLowerCase())).size === header.length;
-  let existing = await tableColumns(db, "bronze", name);
+  let existing = await columnSet(db, "bronze", name);
   const added = new Set<string>();
   const missing = new Set<string>();
   for (const [i, cols] of perFileColumns.entries()) {
@@ -468,7 +470,7 @@ async function landFiles(
           `_ingested_at TIMESTAMPTZ, _source_file VARCHAR, _source_row BIGINT)`,
       );
     }
-    existing = await tableColumns(db, "bronze", name);
+    existing = await columnSet(db, "bronze", name);
   }
   for (const col of readColumns.map((c) => c.column_name)) {
     if (existing.has(col)) continue;

@@ -15,6 +15,7 @@ import type { Engine } from "../core/engine.ts";
 import { ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
+import { tableColumns } from "./_catalog.ts";
 import { numberPendingRows } from "./bronze.ts";
 
 /** Extra columns of an scd2 table. */
@@ -319,11 +320,7 @@ async function stageSilverTable(
 ): Promise<StagedSilverTable | undefined> {
   const log = silverLog(ctx, name);
   const db = ctx.db;
-  const bronzeCols = await db.all<{ column_name: string } & Record<string, unknown>>(
-    `SELECT column_name FROM duckdb_columns() WHERE schema_name = 'bronze' AND table_name = $t
-     ORDER BY column_index`,
-    { t: table.from },
-  );
+  const bronzeCols = await tableColumns(db, "bronze", table.from);
   if (bronzeCols.length === 0) {
     log.warn("bronze table does not exist yet, nothing to build", {
       event: "table_skipped",
@@ -351,7 +348,7 @@ async function stageSilverTable(
   const files = ident(`_files_${name}`);
   await db.run(`CREATE OR REPLACE TEMP TABLE ${files} AS ${silverFilesSql(table, pending)}`);
   const sql = silverStageSql(table, {
-    bronzeColumns: bronzeCols.map((c) => c.column_name).filter((c) => !c.startsWith("_")),
+    bronzeColumns: bronzeCols.map((c) => c.name).filter((c) => !c.startsWith("_")),
     where: pending,
     files,
   });
