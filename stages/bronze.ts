@@ -123,8 +123,8 @@ const LANDING_CONNECTIONS = 2;
  * Lands the planned files of every source into `bronze.<source>`. Each source
  * is one transaction (rows and manifest together); two sources land at a
  * time, on two connections, largest first, so a source read by one thread
- * (one small file) overlaps with a large one. A CHECKPOINT ends the stage.
- * Without a plan, runs extract first.
+ * (one small file) overlaps with a large one. The run checkpoints once, at
+ * its end (see `runPipeline`). Without a plan, runs extract first.
  *
  * @example
  * ```ts ignore
@@ -172,9 +172,6 @@ export async function bronze(
     const tr = landed.get(sp.source);
     if (tr) result.tables.push(tr);
   }
-  // Fold the landing into the file now: the `_source_row` updates would
-  // otherwise stay in memory while silver stages its rows (the peak of a run).
-  if (result.tables.length > 0) await ctx.db.checkpoint();
   result.durationMs = performance.now() - started;
   return result;
 }

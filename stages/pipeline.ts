@@ -69,10 +69,9 @@ export interface OpenRunOptions {
   metrics?: RunContext["metrics"];
   /**
    * WAL size at which DuckDB checkpoints by itself. Default `1GB`: a batch
-   * run checkpoints after bronze and at its end ({@linkcode runPipeline}),
-   * rather than whenever 16 MiB of WAL piled up mid-run, which would write
-   * some tables twice. Pass `null` for DuckDB's default (the long-running
-   * stream does).
+   * run checkpoints once, at its end ({@linkcode runPipeline}), rather than
+   * whenever 16 MiB of WAL piled up mid-run, which would write some tables
+   * twice. Pass `null` for DuckDB's default (the long-running stream does).
    */
   checkpointThreshold?: string | null;
 }
@@ -223,10 +222,10 @@ export async function runPipeline(
   }
   summary.durationMs = performance.now() - started;
   await observeRunFinished(ctx, summary);
-  // After bronze's, one CHECKPOINT folds the rest of the run into the
-  // database file. It comes last: output reads the gold tables the commit
-  // left in memory rather than the compressed blocks a checkpoint writes,
-  // and closing the database finds nothing left to fold.
+  // One CHECKPOINT per run folds the WAL into the database file. It comes
+  // last: output reads the gold tables the commit left in memory rather than
+  // the compressed blocks a checkpoint writes, each table is compressed and
+  // written once, and closing the database finds nothing left to fold.
   await ctx.db.checkpoint();
   return summary;
 }
