@@ -99,8 +99,11 @@ export async function observeRunStarted(
 ): Promise<void> {
   const state = stateOf(ctx);
   state.command = options.command;
-  await startRunRecord(ctx, { command: options.command });
-  await recordManifest(ctx);
+  // The run's ledger row and manifest: one commit.
+  await ctx.db.transaction(async () => {
+    await startRunRecord(ctx, { command: options.command });
+    await recordManifest(ctx);
+  });
   runLog(ctx).info("run started", {
     event: "run_started",
     command: options.command,
