@@ -19,6 +19,7 @@ import {
   initProject,
   loadConfig,
   openRun,
+  openStreamRun,
   runDemo,
   runPipeline,
   serveMetrics,
@@ -368,8 +369,7 @@ function buildProgram(): Command {
         for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
         try {
           await withLogContext(runLogFields, async () => {
-            // A stream runs for long: DuckDB's own checkpoints keep its WAL small.
-            const ctx = await openRun(config, { runId, trigger: "cli", checkpointThreshold: null });
+            const ctx = await openStreamRun(config, { runId, trigger: "cli" });
             // observability.metrics.server: /metrics and /healthz while the stream runs.
             const serverConfig = config.observability?.metrics.server;
             let server: ReturnType<typeof serveMetrics> | undefined;

@@ -277,7 +277,11 @@ export {
   type StreamSummary,
   type StreamTrigger,
 } from "./streaming/stream.ts";
-export { runStreamPipeline, type RunStreamPipelineOptions } from "./streaming/run.ts";
+export {
+  openStreamRun,
+  runStreamPipeline,
+  type RunStreamPipelineOptions,
+} from "./streaming/run.ts";
 export {
   type DlqEntry,
   type DlqFilter,

@@ -142,17 +142,11 @@ class DuckDbEngine implements Engine {
   #searchPath?: string;
   readonly path: string;
 
-  constructor(
-    path: string,
-    instance: DuckDBInstance,
-    conn: DuckDBConnection,
-    options: { owner?: boolean; searchPath?: string } = {},
-  ) {
+  constructor(path: string, instance: DuckDBInstance, conn: DuckDBConnection, owner = true) {
     this.path = path;
     this.#instance = instance;
     this.#conn = conn;
-    this.#owner = options.owner ?? true;
-    this.#searchPath = options.searchPath;
+    this.#owner = owner;
   }
 
   /** Sets the search path of this connection (kept for `connect()`). */
@@ -168,7 +162,7 @@ class DuckDbEngine implements Engine {
     } catch (e) {
       throw classifyDuckDbError(e, "Cannot open another connection");
     }
-    const engine = new DuckDbEngine(this.path, this.#instance, conn, { owner: false });
+    const engine = new DuckDbEngine(this.path, this.#instance, conn, false);
     try {
       if (this.#searchPath) await engine.setSearchPath(this.#searchPath);
     } catch (e) {

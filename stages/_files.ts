@@ -115,20 +115,8 @@ const WHOLE_FILE_HASH_BYTES = 64 * 1024 * 1024;
  */
 export async function hashFile(path: string): Promise<string> {
   using file = await Deno.open(path, { read: true });
-  const { size } = await file.stat();
-  if (size <= WHOLE_FILE_HASH_BYTES) {
-    const bytes = new Uint8Array(size);
-    let read = 0;
-    while (read < size) {
-      const n = await file.read(bytes.subarray(read));
-      if (n === null) break;
-      read += n;
-    }
-    // A file that grew since the stat is hashed by streaming instead.
-    if (read === size && (await file.read(new Uint8Array(1))) === null) {
-      return createHash("sha256").update(bytes.subarray(0, read)).digest("hex");
-    }
-    await file.seek(0, Deno.SeekMode.Start);
+  if ((await file.stat()).size <= WHOLE_FILE_HASH_BYTES) {
+    return createHash("sha256").update(await Deno.readFile(path)).digest("hex");
   }
   const hash = createHash("sha256");
   const buf = new Uint8Array(1 << 20);
@@ -150,8 +138,8 @@ export function hashInBackground(files: readonly FileFingerprint[]): void {
   let chain: Promise<unknown> = Promise.resolve();
   for (const fp of files) {
     const hashing = chain.then(() => hashFile(fp.path));
-    // Settled errors surface where the hash is awaited, not as unhandled rejections.
-    hashing.catch(() => {});
+    // The next hash waits for this one; a failure surfaces where this hash is
+    // awaited (`fileSha256`), not as an unhandled rejection.
     chain = hashing.catch(() => {});
     fp.hashing = hashing;
   }

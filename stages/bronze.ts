@@ -222,9 +222,18 @@ async function landSource(
     }
     if (files.length > 0) {
       const landed = await landFiles(ctx, sp.source, source, files, tr, ingestedAt);
+      // Rows the INSERT read against rows found with this run's id, by file.
+      const found = [...landed.perFile.values()].reduce((a, n) => a + n, 0);
+      if (found !== landed.read) {
+        throw new ConservationError(
+          `Rows do not add up in bronze "${sp.source}": ${landed.read} read, ${found} found ` +
+            `with this run's id`,
+          { context: { table: sp.source } },
+        );
+      }
       tr.rowsIn += landed.read;
-      tr.passed += landed.landed;
-      landedRows = landed.landed > 0;
+      tr.passed += found;
+      landedRows = found > 0;
       if (landedRows) {
         await ctx.db.run(`INSERT INTO _sluice.bronze_unnumbered VALUES ($t, $run_id)`, {
           t: sp.source,
@@ -244,19 +253,6 @@ async function landSource(
       }
     }
     await recordFiles(ctx, sp.source, sp.emptySkipped, "skipped_empty");
-    if (files.length > 0) {
-      const check = await ctx.db.one<{ n: number }>(
-        `SELECT count(*) AS n FROM ${table} WHERE _run_id = $run_id`,
-        { run_id: ctx.runId },
-      );
-      if (tr.rowsIn !== tr.passed || check?.n !== tr.passed) {
-        throw new ConservationError(
-          `Rows do not add up in bronze "${sp.source}": ${tr.rowsIn} read, ${tr.passed} landed, ` +
-            `${check?.n ?? 0} found with this run's id`,
-          { context: { table: sp.source } },
-        );
-      }
-    }
   });
   if (landedRows) await numberRows(ctx, sp.source, ctx.runId);
   return tr;
@@ -341,14 +337,12 @@ async function fileColumns(
   path: string,
   header: string[] | undefined,
 ): Promise<{ columns: ColumnInfo[]; fromHeader: boolean }> {
-  if (source.format === "csv") {
-    if (header) {
-      const columns = header.map((name) => ({
-        column_name: name,
-        column_type: source.columns?.[name] ?? "VARCHAR",
-      }));
-      return { columns, fromHeader: true };
-    }
+  if (header) {
+    const columns = header.map((name) => ({
+      column_name: name,
+      column_type: source.columns?.[name] ?? "VARCHAR",
+    }));
+    return { columns, fromHeader: true };
   }
   const columns = await db.all<ColumnInfo>(`DESCRIBE SELECT * FROM ${readerSql(source, [path])}`);
   return { columns, fromHeader: false };
@@ -378,7 +372,7 @@ async function landFiles(
   files: FileFingerprint[],
   tr: TableResult,
   ingestedAt: string,
-): Promise<{ read: number; landed: number; perFile: Map<string, number> }> {
+): Promise<{ read: number; perFile: Map<string, number> }> {
   const db = ctx.db;
   const table = qualified("bronze", name);
   const perFileColumns: ColumnInfo[][] = [];
@@ -485,24 +479,50 @@ async function landFiles(
     (tr.details!.columns_missing as string[]).push(...missing);
   }
   const landed = await db.run(`INSERT INTO ${table} BY NAME ${body}`);
-  const spans = await db.all<{ f: string; first: number; last: number; n: number }>(
+  const spans = await fileSpans(db, name, ctx.runId, { unnumberedOnly: false });
+  return { read: landed, perFile: new Map(spans.map((r) => [r.f, r.n])) };
+}
+
+/** Where one file's rows of one run sit in a bronze table. */
+interface FileSpan extends Record<string, unknown> {
+  /** `_source_file`. */
+  f: string;
+  /** The first row id. */
+  first: number | bigint;
+  /** Rows. */
+  n: number;
+}
+
+/**
+ * Finds each file's rows of `runId` in `bronze.<name>` (all of them, or only
+ * those not numbered yet) and checks that they sit at consecutive row ids,
+ * in file order. If a file's do not, a `_source_row` taken from the row id
+ * would be wrong, so this fails with a {@linkcode ConservationError}.
+ */
+async function fileSpans(
+  db: Engine,
+  name: string,
+  runId: string,
+  options: { unnumberedOnly: boolean },
+): Promise<FileSpan[]> {
+  const spans = await db.all<FileSpan & { last: number | bigint }>(
     `SELECT _source_file AS f, min(rowid) AS first, max(rowid) AS last, count(*) AS n
-     FROM ${table} WHERE _run_id = $run_id GROUP BY 1`,
-    { run_id: ctx.runId },
+     FROM ${qualified("bronze", name)}
+     WHERE _run_id = $run_id${options.unnumberedOnly ? " AND _source_row IS NULL" : ""}
+     GROUP BY 1`,
+    { run_id: runId },
   );
-  const perFile = new Map<string, number>();
   for (const r of spans) {
-    // Row ids of this transaction's rows are BIGINTs near 2^62; compare as bigint.
+    // Row ids of a transaction's own rows are BIGINTs near 2^62; compare as bigint.
     if (BigInt(r.last) - BigInt(r.first) + 1n !== BigInt(r.n)) {
       throw new ConservationError(
-        `Cannot number the rows of ${r.f} in bronze "${name}": its ${r.n} rows were not ` +
-          `landed in file order`,
-        { context: { table: name, file: r.f } },
+        `Cannot number the rows of ${r.f} in bronze "${name}": its ${r.n} rows of run ` +
+          `${runId} do not sit in file order`,
+        { context: { table: name, file: r.f, run_id: runId } },
       );
     }
-    perFile.set(r.f, r.n);
   }
-  return { read: landed, landed, perFile };
+  return spans;
 }
 
 async function ensureUnnumbered(db: Engine): Promise<void> {
@@ -524,25 +544,13 @@ async function numberRows(ctx: RunContext, name: string, runId: string): Promise
   const db = ctx.db;
   const table = qualified("bronze", name);
   return await db.transaction(async () => {
-    const spans = await db.all<{ f: string; first: number; last: number; n: number }>(
-      `SELECT _source_file AS f, min(rowid) AS first, max(rowid) AS last, count(*) AS n
-       FROM ${table} WHERE _run_id = $run_id AND _source_row IS NULL GROUP BY 1`,
-      { run_id: runId },
-    );
-    for (const r of spans) {
-      if (BigInt(r.last) - BigInt(r.first) + 1n !== BigInt(r.n)) {
-        throw new ConservationError(
-          `Cannot number the rows of ${r.f} in bronze "${name}": its ${r.n} rows of run ` +
-            `${runId} do not sit in file order`,
-          { context: { table: name, file: r.f, run_id: runId } },
-        );
-      }
-    }
+    const spans = await fileSpans(db, name, runId, { unnumberedOnly: true });
+    // The spans' first row ids go in as a VALUES list: no second aggregate.
+    const firsts = spans.map((r) => `(${literal(r.f)}, ${literal(r.first)})`).join(", ");
     const numbered = spans.length === 0 ? 0 : await db.run(
-      `UPDATE ${table} AS b SET _source_row = b.rowid - s.first + 1
-       FROM (SELECT _source_file, min(rowid) AS first FROM ${table}
-             WHERE _run_id = $run_id AND _source_row IS NULL GROUP BY 1) AS s
-       WHERE b._run_id = $run_id AND b._source_row IS NULL AND b._source_file = s._source_file`,
+      `UPDATE ${table} AS b SET _source_row = b.rowid - s.first_id + 1
+       FROM (VALUES ${firsts}) AS s(f, first_id)
+       WHERE b._run_id = $run_id AND b._source_row IS NULL AND b._source_file = s.f`,
       { run_id: runId },
     );
     await db.run(

@@ -58,8 +58,9 @@ function latestFirst(table: SilverTableConfig, alias: string): string {
 /**
  * Builds the query that numbers the distinct `_source_file` values of the
  * bronze rows `where` selects, in path order (a NULL path first), as
- * `_file_id`. The staging table carries this small number instead of the
- * path: at 10M rows the paths alone would hold about 800 MB of memory.
+ * `_file_id`, with each file's row count (`_rows`). The staging table
+ * carries this small number instead of the path: at 10M rows the paths
+ * alone would hold about 800 MB of memory.
  *
  * @example
  * ```ts ignore
@@ -68,9 +69,9 @@ function latestFirst(table: SilverTableConfig, alias: string): string {
  */
 export function silverFilesSql(table: SilverTableConfig, where: string): string {
   return `SELECT f AS _source_file, (row_number() OVER (ORDER BY f ASC NULLS FIRST))::INTEGER
-      AS _file_id
-    FROM (SELECT DISTINCT src._source_file AS f FROM bronze.${ident(table.from)} AS src
-          WHERE ${where})`;
+      AS _file_id, n AS _rows
+    FROM (SELECT src._source_file AS f, count(*) AS n FROM bronze.${ident(table.from)} AS src
+          WHERE ${where} GROUP BY 1)`;
 }
 
 /**
@@ -362,8 +363,10 @@ async function stageSilverTable(
       count(*) FILTER (WHERE _quarantine IS NULL AND _rn > 1) AS duplicates
      FROM ${stage}`,
   ))!;
+  // Rows in, counted by file when the files were numbered (a scan of its own,
+  // so the conservation check compares it with what the staging kept).
   const inRow = await db.one<{ n: number }>(
-    `SELECT count(*) AS n FROM bronze.${ident(table.from)} AS src WHERE ${pending}`,
+    `SELECT coalesce(sum(_rows), 0)::BIGINT AS n FROM ${files}`,
   );
   return {
     name,
@@ -411,7 +414,7 @@ async function writeSilverTable(
          f._source_file, s._source_row, ${literal(now)}::TIMESTAMPTZ AS _quarantined_at
        FROM ${stage} AS s JOIN ${st.files} AS f USING (_file_id) WHERE s._quarantine IS NOT NULL`,
     );
-    const written = await writeGoodRows(ctx, name, table, stage, st.exists, now);
+    const written = await writeGoodRows(ctx, st, table, now);
     tr.passed = written.written;
     tr.duplicates = counts.duplicates + written.stale;
     tr.quarantined = quarantined;
@@ -454,20 +457,18 @@ async function writeSilverTable(
 
 async function writeGoodRows(
   ctx: RunContext,
-  name: string,
+  st: StagedSilverTable,
   table: SilverTableConfig,
-  stage: string,
-  exists: boolean,
   now: string,
 ): Promise<{ written: number; stale: number; details: Record<string, unknown> }> {
+  const { name, stage, exists } = st;
   const db = ctx.db;
   const target = qualified("silver", name);
   const columns = Object.keys(table.columns);
   const cols = identList(columns);
   const good = `SELECT ${cols} FROM ${stage} WHERE _quarantine IS NULL AND _rn = 1`;
-  const candidates = (await db.one<{ n: number }>(
-    `SELECT count(*) AS n FROM ${stage} WHERE _quarantine IS NULL AND _rn = 1`,
-  ))?.n ?? 0;
+  // The good rows, each the latest of its key (counted when staged).
+  const candidates = st.counts.passed;
   if (table.mode === "replace") {
     await db.run(`CREATE OR REPLACE TABLE ${target} AS ${good}`);
     const n = (await db.one<{ n: number }>(`SELECT count(*) AS n FROM ${target}`))?.n ?? 0;

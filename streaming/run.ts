@@ -6,6 +6,7 @@
  * @module
  */
 import type { PipelineConfig } from "../core/config_schema.ts";
+import type { RunContext } from "../core/run_context.ts";
 import { openRun, type OpenRunOptions } from "../stages/pipeline.ts";
 import { runStream, type StreamOptions, type StreamSummary } from "./stream.ts";
 
@@ -13,6 +14,24 @@ import { runStream, type StreamOptions, type StreamSummary } from "./stream.ts";
 export interface RunStreamPipelineOptions extends StreamOptions {
   /** Run id, clock, what started the run (`cli`, `cron`, `bench`) and metrics registry. */
   run?: OpenRunOptions;
+}
+
+/**
+ * Opens a run for streaming: like `openRun`, but with DuckDB's own automatic
+ * checkpoint (a stream runs for long, and those checkpoints keep its WAL
+ * small), where a batch run checkpoints once at its end.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadConfig, openStreamRun, runStream } from "../mod.ts";
+ * const ctx = await openStreamRun(await loadConfig("pipeline.yaml"), { trigger: "cron" });
+ * ```
+ */
+export async function openStreamRun(
+  config: PipelineConfig,
+  options: OpenRunOptions = {},
+): Promise<RunContext> {
+  return await openRun(config, { ...options, checkpointThreshold: null });
 }
 
 /**
@@ -32,8 +51,7 @@ export async function runStreamPipeline(
   config: PipelineConfig,
   options: RunStreamPipelineOptions = {},
 ): Promise<StreamSummary> {
-  // A stream runs for long: DuckDB's own checkpoints keep its WAL small.
-  const ctx = await openRun(config, { ...options.run, checkpointThreshold: null });
+  const ctx = await openStreamRun(config, options.run);
   try {
     return await runStream(ctx, options);
   } finally {
