@@ -44,8 +44,8 @@ Deno.test("file hashes are the SHA-256 of the content, read whole or streamed", 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("bronze numbers rows within each file and records every file in the manifest", async () => {
-  const yaml = `pipeline: p
+/** One CSV source of integer ids, typed in silver. */
+const EVENTS_YAML = `pipeline: p
 lake: ./lake
 sources:
   events:
@@ -57,13 +57,15 @@ silver:
     from: events
     columns: { id: { type: INTEGER } }
 `;
+
+Deno.test("bronze numbers rows within each file and records every file in the manifest", async () => {
   const files: Record<string, string> = {};
   for (let f = 0; f < 3; f++) {
     const lines = ["id"];
     for (let i = 1; i <= 1000 + f; i++) lines.push(String(f * 10_000 + i));
     files[`in/f${f}.csv`] = lines.join("\n") + "\n";
   }
-  const p = await makeProject(yaml, files);
+  const p = await makeProject(EVENTS_YAML, files);
   await runOnce(p);
   const rows = await query<{ file: string; bad: number; n: number; first: number; last: number }>(
     p,
@@ -86,21 +88,9 @@ silver:
 });
 
 Deno.test("rows a stopped run landed but did not number are numbered before the next run reads them", async () => {
-  const yaml = `pipeline: p
-lake: ./lake
-sources:
-  events:
-    format: csv
-    path: ./in
-    glob: "*.csv"
-silver:
-  events:
-    from: events
-    columns: { id: { type: INTEGER } }
-`;
   const csv = (f: number, n: number) =>
     ["id", ...Array.from({ length: n }, (_, i) => String(f * 10_000 + i + 1))].join("\n") + "\n";
-  const p = await makeProject(yaml, { "in/f0.csv": csv(0, 500), "in/f1.csv": csv(1, 700) });
+  const p = await makeProject(EVENTS_YAML, { "in/f0.csv": csv(0, 500), "in/f1.csv": csv(1, 700) });
   await runOnce(p, { runId: "run-1", stages: ["extract", "bronze"] });
   // The state a crash between bronze's landing commit and its numbering
   // commit leaves behind: rows and manifest committed, numbers not yet.
