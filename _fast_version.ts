@@ -16,7 +16,26 @@
  *
  * @module
  */
-import { SLUICE_VERSION } from "./observability/ledger.ts";
+import { SLUICE_VERSION } from "./core/version.ts";
+
+/**
+ * The DuckDB version bundled with `@duckdb/node-api` (deno.json), as
+ * `SELECT version()` reports it; `tests/cli_contract_test.ts` compares the
+ * two, so bumping the package without this fails the suite.
+ */
+export const DUCKDB_VERSION = "v1.5.6";
+
+/**
+ * What `sluice --version` prints: the Sluice, DuckDB and Deno versions.
+ *
+ * @example
+ * ```ts ignore
+ * versionText(); // "sluice 0.1.0\nduckdb v1.5.6\ndeno 2.9.6"
+ * ```
+ */
+export function versionText(): string {
+  return `sluice ${SLUICE_VERSION}\nduckdb ${DUCKDB_VERSION}\ndeno ${Deno.version.deno}`;
+}
 
 /**
  * True when the process is the CLI asked for its version and nothing else.
@@ -32,6 +51,6 @@ export function isVersionOnly(args: readonly string[], mainModule: string): bool
 }
 
 if (isVersionOnly(Deno.args, Deno.mainModule)) {
-  console.log(SLUICE_VERSION);
+  console.log(versionText());
   Deno.exit(0);
 }

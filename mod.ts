@@ -7,15 +7,10 @@
  *
  * @example
  * ```ts ignore
- * import { loadConfig, openRun, runPipeline } from "./mod.ts";
+ * import { loadConfig, runPipeline, withRun } from "./mod.ts";
  * const config = await loadConfig("examples/ecommerce/pipeline.yaml");
- * const ctx = await openRun(config);
- * try {
- *   const summary = await runPipeline(ctx);
- *   console.log(summary.status);
- * } finally {
- *   ctx.db.close();
- * }
+ * const summary = await withRun(config, { trigger: "cron" }, (ctx) => runPipeline(ctx));
+ * console.log(summary.status);
  * ```
  *
  * @module
@@ -24,12 +19,12 @@
 // core
 export { type Clock, steppingClock, systemClock } from "./core/clock.ts";
 export {
-  closest,
   loadConfig,
   type LoadConfigOptions,
   parseConfig,
   redactSecrets,
-} from "./core/config.ts";
+} from "./core/config/mod.ts";
+export { pipelineJsonSchema, pipelineJsonSchemaText } from "./core/config/mod.ts";
 export {
   type LineageConfig,
   type ObservabilityConfig,
@@ -37,10 +32,9 @@ export {
   ObservabilitySchema,
   type PushgatewayConfig,
   type ReportConfig,
-} from "./core/config_observability.ts";
+} from "./core/config/mod.ts";
 export {
   resolveStreaming,
-  sizeBytes,
   type StreamColumnConfig,
   StreamColumnSchema,
   type StreamingConfig,
@@ -48,7 +42,7 @@ export {
   StreamingSchema,
   type WindowConfig,
   WindowSchema,
-} from "./core/config_streaming.ts";
+} from "./core/config/mod.ts";
 export { DURATION_UNITS, durationProblem, formatDuration, parseDuration } from "./core/duration.ts";
 export {
   type GoldModelConfig,
@@ -59,7 +53,7 @@ export {
   type SilverColumnConfig,
   type SilverTableConfig,
   type SourceConfig,
-} from "./core/config_schema.ts";
+} from "./core/config/mod.ts";
 export {
   type AppendOptions,
   type Engine,
@@ -78,6 +72,7 @@ export {
   errorMessage,
   EXIT,
   formatConfigProblem,
+  JetStreamDataLossError,
   LockHeldError,
   QualityGateError,
   SandboxError,
@@ -86,6 +81,39 @@ export {
   SourceError,
   UsageError,
 } from "./core/errors.ts";
+export { CancelledError, OverlapError, RunSkippedError, TimedOutError } from "./core/errors.ts";
+export { CheckpointError } from "./core/errors.ts";
+export { DatabaseDamagedError, DiskFullError } from "./core/errors.ts";
+export {
+  checkSql,
+  type ConfigSql,
+  configSql,
+  guardSql,
+  type SqlGuardProblem,
+  type SqlKind,
+  sqlPosition,
+  treeProblems,
+} from "./core/sql_guard.ts";
+export {
+  backoffDelay,
+  DEFAULT_RETRY_POLICY,
+  isTransient,
+  type RetryEvent,
+  type RetryOptions,
+  type RetryPolicy,
+  withRetry,
+} from "./core/retry.ts";
+export {
+  acquireRunLock,
+  type LockHolder,
+  lockPathFor,
+  readLockHolder,
+  type RunLock,
+  type RunLockOptions,
+  type RunLockResult,
+  type StaleLock,
+} from "./core/run_lock.ts";
+export { type RunStops, type StopOptions, watchStops } from "./runtime/stop.ts";
 export {
   ident,
   identList,
@@ -108,6 +136,7 @@ export {
   formatTextLine,
   logFormatInUse,
   type LoggingOptions,
+  redactLogged,
   resetLogging,
   withLogContext,
 } from "./observability/logging.ts";
@@ -174,13 +203,18 @@ export {
   type StatsByTable,
 } from "./observability/lineage.ts";
 export {
+  type BronzeTable,
   buildReport,
+  type CheckRunPoint,
   collectReport,
   type HeatmapRow,
   type HistoryPoint,
+  type QuarantineGroup,
+  type QuarantineRate,
   renderReport,
   type ReportData,
   type ReportOptions,
+  type RunFailure,
 } from "./observability/report.ts";
 export {
   observeRunFinished,
@@ -201,7 +235,7 @@ export {
   type QualityConfig,
   QualitySchema,
   qualitySettings,
-} from "./core/config_quality.ts";
+} from "./core/config/mod.ts";
 export {
   type CheckResult as QualityCheckResult,
   type CheckStatus,
@@ -216,7 +250,6 @@ export {
   type ColumnProfile,
   type ProfileColumn,
   type ProfileOptions,
-  profileSql,
   profileTable,
   type TableProfile,
 } from "./quality/profile.ts";
@@ -238,27 +271,50 @@ export {
   gateFailures,
   type LayerAudit,
   qualityGateError,
+  quarantineBudget,
+  type QuarantineReason,
   recordAudits,
   stagedEngine,
+  topQuarantineReasons,
 } from "./quality/gate.ts";
 export { observeCheckResults, observeProfiles } from "./quality/events.ts";
 export { formatCheckProblems, formatCheckResults } from "./quality/format.ts";
 
+// run lifecycle
+export {
+  type OverlapPolicy,
+  type RunFields,
+  runFieldsOf,
+  type RunKind,
+  runStatusOf,
+  withRun,
+  type WithRunOptions,
+} from "./runtime/with_run.ts";
+
 // stages
 export { bronze } from "./stages/bronze.ts";
 export { extract, type ExtractPlan, type SourcePlan } from "./stages/extract.ts";
-export type { FileFingerprint } from "./stages/_files.ts";
+export type { FileFingerprint } from "./core/files.ts";
 export { gold, modelRefs, planGold, type PlannedModel, type TableRef } from "./stages/gold.ts";
 export { output } from "./stages/output.ts";
+export { type PipelineRunSummary, runPipeline, type StageName, STAGES } from "./stages/pipeline.ts";
 export {
-  openRun,
-  type OpenRunOptions,
-  type PipelineRunSummary,
-  runPipeline,
-  type StageName,
-  STAGES,
-} from "./stages/pipeline.ts";
-export { silver, type StagedCounts, type StagedSilverTable, stageSilver } from "./stages/silver.ts";
+  silver,
+  SILVER_LINEAGE_COLUMNS,
+  type SilverOptions,
+  type StagedCounts,
+  type StagedSilverTable,
+  stageSilver,
+  type StaleLineage,
+} from "./stages/silver.ts";
+export {
+  checkMissingFiles,
+  type LandedFile,
+  type LandedFileState,
+  listLandedFiles,
+  type MissingFiles,
+} from "./stages/landed_files.ts";
+export { type RetractedFile, retractFiles, type RetractResult } from "./stages/retract.ts";
 export { type Locate, validatePipeline } from "./stages/validate.ts";
 
 // streaming
@@ -277,11 +333,8 @@ export {
   type StreamSummary,
   type StreamTrigger,
 } from "./streaming/stream.ts";
-export {
-  openStreamRun,
-  runStreamPipeline,
-  type RunStreamPipelineOptions,
-} from "./streaming/run.ts";
+export { runStreamPipeline, type RunStreamPipelineOptions } from "./streaming/run.ts";
+export { serveStream, type ServeStreamOptions } from "./streaming/serve.ts";
 export {
   type DlqEntry,
   type DlqFilter,
@@ -291,16 +344,51 @@ export {
   formatDlqListing,
   formatReplayResults,
   listDlq,
+  listDlqReplica,
   replayDlq,
   type ReplayResult,
 } from "./streaming/dlq.ts";
 export { explainStream } from "./streaming/explain.ts";
+
+// streaming: NATS JetStream source shared by N workers
+export {
+  isJetStreaming,
+  type JetStreamingConfig,
+  parsingConfig,
+  type StreamingSection,
+  type StreamSourceConfig,
+} from "./core/config/mod.ts";
+export { type JetStreamSourceConfig, JetStreamSourceSchema } from "./core/config/mod.ts";
+export {
+  defaultWorkerId,
+  formatJetStreamSummary,
+  type JetStreamOptions,
+  type JetStreamSummary,
+  runJetStream,
+} from "./streaming/jetstream/worker.ts";
+export {
+  runJetStreamPipeline,
+  type RunJetStreamPipelineOptions,
+} from "./streaming/jetstream/run.ts";
+export { serveJetStream } from "./streaming/jetstream/serve.ts";
+export {
+  exportShards,
+  formatShardsView,
+  type ShardExportResult,
+  type ShardsView,
+  type ShardView,
+  summarizeShards,
+} from "./streaming/jetstream/shards.ts";
+export { explainJetStream } from "./streaming/jetstream/explain.ts";
 export {
   type Checkpoint,
+  checkpointProblems,
+  type CheckpointTables,
   ensureStreamTables,
   type FileState,
   loadCheckpoint,
   loadFileStates,
+  verifyCheckpoint,
 } from "./streaming/checkpoint.ts";
 export { exportBatches, exportFileName, type ExportResult } from "./streaming/export.ts";
 export { emitWindows, ensureWindowTables, WINDOW_SCHEMA } from "./streaming/windows.ts";
@@ -318,6 +406,7 @@ export {
 
 // scaffolding
 export { type DemoOptions, runDemo } from "./scaffold/demo.ts";
+export { ECOMMERCE_PIPELINE_YAML } from "./scaffold/example_pipeline.ts";
 export {
   generateDemoData,
   type GenerateOptions,

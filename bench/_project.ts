@@ -7,10 +7,7 @@
  */
 import { join, resolve } from "node:path";
 import { parseDocument } from "yaml";
-import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
-import { PipelineSchema } from "../core/config_schema.ts";
-import { pathExists } from "../core/fs.ts";
-import { generateDemoData } from "../scaffold/generate.ts";
+import { ECOMMERCE_PIPELINE_YAML, generateDemoData, PipelineSchema } from "../mod.ts";
 
 /**
  * True when the config schema has the `quality:` section (checks and
@@ -104,6 +101,8 @@ export async function writeProject(options: ProjectOptions): Promise<string> {
   doc.set("lake", join(options.dir, "lake"));
   for (const name of ["customers", "products", "orders"]) {
     doc.setIn(["sources", name, "path"], join(options.dataDir, "landing", name));
+    // The cached data lives under bench/data/, outside the project folder.
+    doc.setIn(["sources", name, "allow_outside_project"], true);
   }
   for (const [k, v] of Object.entries(options.engine ?? {})) doc.setIn(["engine", k], v);
   if (QUALITY_SWITCHES_EXIST) {
@@ -170,4 +169,15 @@ export async function writeBaselineSpec(
   };
   await Deno.writeTextFile(file, JSON.stringify(spec, null, 2));
   return file;
+}
+
+/** True when `path` exists (a cache marker file). */
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }

@@ -13,9 +13,7 @@
  * @module
  */
 import { join } from "node:path";
-import { openEngine } from "../core/engine.ts";
-import { literal } from "../core/quote.ts";
-import { pathExists } from "../core/fs.ts";
+import { literal, openEngine } from "../mod.ts";
 import { BENCH_DATA_DIR } from "./_project.ts";
 
 /**
@@ -161,4 +159,15 @@ streaming:
   const file = join(options.dir, "pipeline.yaml");
   await Deno.writeTextFile(file, yaml);
   return file;
+}
+
+/** True when `path` exists (a cache marker file). */
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }

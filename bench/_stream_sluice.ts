@@ -12,8 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../core/config.ts";
-import { runStreamPipeline } from "../streaming/run.ts";
+import { loadConfig, runStreamPipeline } from "../mod.ts";
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ args: Deno.args, options: { config: { type: "string" } } });

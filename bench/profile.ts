@@ -13,10 +13,15 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { loadConfig } from "../core/config.ts";
-import type { Engine, Row, SqlParam } from "../core/engine.ts";
-import type { RunContext } from "../core/run_context.ts";
-import { openRun, runPipeline } from "../stages/pipeline.ts";
+import {
+  type Engine,
+  loadConfig,
+  type Row,
+  type RunContext,
+  runPipeline,
+  type SqlParam,
+  withRun,
+} from "../mod.ts";
 import { BENCH_DATA_DIR, demoData, writeProject } from "./_project.ts";
 
 /**
@@ -137,12 +142,11 @@ async function main(): Promise<void> {
     profiling: values.profiling,
   });
   const config = await loadConfig(file);
-  const opened = await openRun(config, { trigger: "bench" });
-  const log: StatementTiming[] = [];
-  const ctx: RunContext = { ...opened, db: timedEngine(opened.db, log) };
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  try {
+  await withRun(config, { trigger: "bench" }, async (opened) => {
+    const log: StatementTiming[] = [];
+    const ctx: RunContext = { ...opened, db: timedEngine(opened.db, log) };
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
     const summary = await runPipeline(ctx);
     const total = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
@@ -206,9 +210,7 @@ async function main(): Promise<void> {
         for (const r of rows) console.log(String(r.explain_value ?? JSON.stringify(r)));
       }
     }
-  } finally {
-    opened.db.close();
-  }
+  });
 }
 
 if (import.meta.main) await main();

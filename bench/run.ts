@@ -22,6 +22,9 @@
  *    subprocesses of pair 1, with the configured
  *    `memory_limit`.
  * 5. `cold_start`: wall time of `sluice --version` and `sluice validate`.
+ * 6. `incremental` (`bench/_incremental.ts`): a lake at the bench's scale
+ *    plus a 1% increment: Sluice's full run on a fresh lake vs Sluice's
+ *    incremental run on the lake as it was, plus a no-op run.
  *
  * Demo and stream data are generated once per seed and scale under
  * `bench/data/` (gitignored). Timing never decides a test; this is a report.
@@ -33,8 +36,9 @@
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { openEngine } from "../core/engine.ts";
-import { SLUICE_VERSION } from "../observability/ledger.ts";
+import { openEngine, SLUICE_VERSION } from "../mod.ts";
+import { incrementalPair } from "./_incremental.ts";
+import { jetstreamPair } from "./jetstream.ts";
 import { measure, type Measured, median } from "./_measure.ts";
 import {
   BENCH_DATA_DIR,
@@ -47,7 +51,7 @@ import {
 } from "./_project.ts";
 import { STREAM_DELAY_SECONDS, streamData, writeStreamProject } from "./_stream_data.ts";
 
-const PAIRS = ["batch", "quality", "streaming", "memory", "cold_start"] as const;
+const PAIRS = ["batch", "quality", "streaming", "memory", "cold_start", "incremental"] as const;
 type PairName = (typeof PAIRS)[number];
 
 const ENV_ALLOW = "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM";
@@ -194,6 +198,7 @@ async function main(): Promise<void> {
       "stream-files": { type: "string", default: "50" },
       "files-per-batch": { type: "string", default: "5" },
       "memory-limit": { type: "string" },
+      "jetstream-events": { type: "string", default: "50000" },
       out: { type: "string", default: join(REPO_DIR, "bench", "results.json") },
     },
   });
@@ -202,7 +207,10 @@ async function main(): Promise<void> {
   const runs = Math.max(1, Number(values.runs));
   const chosen = new Set(values.pairs!.split(",").map((p) => p.trim()) as PairName[]);
   for (const p of chosen) {
-    if (!PAIRS.includes(p)) throw new Error(`unknown pair "${p}" (valid: ${PAIRS.join(", ")})`);
+    // jetstream (a real 3-node nats-server cluster) runs only when asked for.
+    if (!PAIRS.includes(p) && (p as string) !== "jetstream") {
+      throw new Error(`unknown pair "${p}" (valid: ${PAIRS.join(", ")}, jetstream)`);
+    }
   }
   const streamEvents = Number(values["stream-events"] ?? scale);
   const memoryLimit = values["memory-limit"] ?? exampleEngine().memory_limit;
@@ -519,6 +527,28 @@ async function main(): Promise<void> {
     };
   }
 
+  if (chosen.has("incremental")) {
+    pairs.incremental = await incrementalPair({
+      dataDir: demo.dir,
+      work: join(work, "incremental"),
+      scale,
+      runs,
+      cli: (args) => denoRun("cli.ts", args),
+      log,
+      engine,
+      cwd: REPO_DIR,
+    });
+  }
+
+  if ((chosen as Set<string>).has("jetstream")) {
+    pairs.jetstream = await jetstreamPair({
+      work: join(work, "jetstream"),
+      messages: Number(values["jetstream-events"]),
+      batch: 1000,
+      log,
+    });
+  }
+
   results.load_average_at_end = Deno.loadavg().map((x) => round(x, 2));
   results.total_seconds = round((performance.now() - started) / 1000, 1);
   await Deno.writeTextFile(values.out!, JSON.stringify(results, null, 2) + "\n");
@@ -580,6 +610,18 @@ export function formatTable(results: Record<string, unknown>): string {
       "",
     ]);
   }
+  if (p.jetstream) {
+    for (const w of p.jetstream.workers) {
+      rows.push([
+        `7 jetstream ${w.workers} worker${w.workers === 1 ? "" : "s"}`,
+        `pull-insert-ack ${eps(p.jetstream.plain.events_per_second)}`,
+        `sluice ${eps(w.events_per_second)}`,
+        w.ratio.toFixed(2),
+        w.workers === 1 ? "≥ 0.80" : "",
+        w.workers === 1 ? (p.jetstream.met ? "yes" : "no") : "",
+      ]);
+    }
+  }
   if (p.memory) {
     rows.push([
       "4 peak RSS",
@@ -598,6 +640,24 @@ export function formatTable(results: Record<string, unknown>): string {
       "",
       "--version ≤ 0.30 s",
       p.cold_start.met ? "yes" : "no",
+    ]);
+  }
+  if (p.incremental) {
+    rows.push([
+      "6 incremental (1%)",
+      `full ${s(p.incremental.a.median_seconds)}`,
+      `increment ${s(p.incremental.b.median_seconds)}`,
+      p.incremental.ratio.toFixed(2),
+      `≤ ${p.incremental.target_ratio.toFixed(2)}`,
+      p.incremental.met ? "yes" : "no",
+    ]);
+    rows.push([
+      "6 no-op run",
+      "",
+      `no-op ${s(p.incremental.noop.median_seconds)}`,
+      "",
+      "≤ 0.50 s",
+      p.incremental.noop_met ? "yes" : "no",
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));

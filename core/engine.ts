@@ -7,7 +7,15 @@
  * @module
  */
 import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
-import { EngineError, errorMessage, LockHeldError, SandboxError, SluiceError } from "./errors.ts";
+import {
+  DatabaseDamagedError,
+  DiskFullError,
+  EngineError,
+  errorMessage,
+  LockHeldError,
+  SandboxError,
+  SluiceError,
+} from "./errors.ts";
 import { ident, literal, literalList } from "./quote.ts";
 
 /** Options for {@linkcode openEngine}. */
@@ -29,6 +37,8 @@ export interface EngineOptions {
    * `1GB`; default DuckDB's (16 MiB).
    */
   checkpointThreshold?: string;
+  /** Opens the file read-only (`access_mode = READ_ONLY`; creates no WAL). */
+  readOnly?: boolean;
 }
 
 /** Where {@linkcode Engine.append} writes. */
@@ -101,8 +111,23 @@ export interface Engine {
    * them). `close()` on it closes that connection only.
    */
   connect(): Promise<Engine>;
+  /**
+   * Stops the run at its next safe point: interrupts the statement running
+   * on every connection of this database (DuckDB's `interrupt()`), and makes
+   * every statement that fails or starts from now on throw `reason`, until
+   * {@linkcode Engine.resume}. A `ROLLBACK` of an open transaction still runs.
+   */
+  interrupt(reason: Error): void;
+  /** Lets statements run again after {@linkcode Engine.interrupt} (to record the run's end). */
+  resume(): void;
   /** Closes the database and releases its lock (a `connect()`ed engine: its connection). */
   close(): void;
+}
+
+/** What the connections of one database share: themselves and a pending stop. */
+interface SharedState {
+  conns: Set<DuckDBConnection>;
+  stop?: Error;
 }
 
 function toJs(value: unknown): unknown {
@@ -112,6 +137,43 @@ function toJs(value: unknown): unknown {
       : value;
   }
   return value;
+}
+
+/**
+ * DuckDB's ways of saying that the database file or its WAL cannot be read
+ * back; the WAL's and the file's name are taken from the message.
+ */
+function damagedFile(message: string): ((what: string, e: unknown) => Error) | undefined {
+  const first = message.split("\n")[0];
+  const wal = /replaying WAL file "([^"]+)"/.exec(first)?.[1] ??
+    (/Corrupt WAL file/i.test(first)
+      ? /"([^"]+\.wal)"/.exec(first)?.[1] ?? "the .wal file"
+      : undefined);
+  const detail = first.replace(/^[A-Za-z ]*Error: /, "").split(/": /).pop() ?? first;
+  if (wal !== undefined) {
+    return (what, e) =>
+      new DatabaseDamagedError(
+        `${what}: its write-ahead log ${wal} is damaged (${detail}); Sluice changed neither ` +
+          `file. Restore both from a backup, or move the WAL away (mv ${wal} ${wal}.damaged) to ` +
+          `open the database as of its last checkpoint: commits after it are lost and the next ` +
+          `batch run lands their files again`,
+        { cause: e, path: wal },
+      );
+  }
+  if (
+    /Could not read enough bytes from file|not a valid DuckDB database|Corrupt database file|checksum .*does not match/i
+      .test(first)
+  ) {
+    const file = /file "([^"]+)"/.exec(first)?.[1] ?? "the database file";
+    return (what, e) =>
+      new DatabaseDamagedError(
+        `${what}: the database file ${file} is damaged (${detail}); Sluice changed nothing. ` +
+          `Restore it from a backup, or move it and its .wal away: the next run starts an ` +
+          `empty lake and lands every file still in the source folders again`,
+        { cause: e, path: file },
+      );
+  }
+  return undefined;
 }
 
 /** Maps a DuckDB error to a typed Sluice error. */
@@ -129,6 +191,12 @@ export function classifyDuckDbError(e: unknown, what: string): Error {
       { cause: e },
     );
   }
+  const full = DiskFullError.from(e, "the disk");
+  if (full) {
+    return new DiskFullError(`${what}: ${full.message}`, { cause: e, path: full.path });
+  }
+  const damaged = damagedFile(message);
+  if (damaged) return damaged(what, e);
   const transient = /^IO Error|Out of Memory|disk|No space left/i.test(message);
   return new EngineError(`${what}: ${message}`, { cause: e, transient });
 }
@@ -140,13 +208,45 @@ class DuckDbEngine implements Engine {
   /** False for engines made by `connect()`: they do not own the instance. */
   #owner: boolean;
   #searchPath?: string;
+  #shared: SharedState;
   readonly path: string;
 
-  constructor(path: string, instance: DuckDBInstance, conn: DuckDBConnection, owner = true) {
+  constructor(
+    path: string,
+    instance: DuckDBInstance,
+    conn: DuckDBConnection,
+    shared: SharedState = { conns: new Set() },
+    owner = true,
+  ) {
     this.path = path;
     this.#instance = instance;
     this.#conn = conn;
     this.#owner = owner;
+    this.#shared = shared;
+    shared.conns.add(conn);
+  }
+
+  /** Throws the pending stop, if any: no new statement starts after an interrupt. */
+  #checkStop(): void {
+    if (this.#shared.stop) throw this.#shared.stop;
+  }
+
+  /** The error to throw for a failed statement: the stop reason when interrupted. */
+  #failure(e: unknown, what: string): Error {
+    return this.#shared.stop ?? classifyDuckDbError(e, what);
+  }
+
+  interrupt(reason: Error): void {
+    this.#shared.stop = reason;
+    for (const conn of this.#shared.conns) {
+      try {
+        conn.interrupt();
+      } catch { /* a closing connection */ }
+    }
+  }
+
+  resume(): void {
+    this.#shared.stop = undefined;
   }
 
   /** Sets the search path of this connection (kept for `connect()`). */
@@ -162,7 +262,7 @@ class DuckDbEngine implements Engine {
     } catch (e) {
       throw classifyDuckDbError(e, "Cannot open another connection");
     }
-    const engine = new DuckDbEngine(this.path, this.#instance, conn, false);
+    const engine = new DuckDbEngine(this.path, this.#instance, conn, this.#shared, false);
     try {
       if (this.#searchPath) await engine.setSearchPath(this.#searchPath);
     } catch (e) {
@@ -173,20 +273,22 @@ class DuckDbEngine implements Engine {
   }
 
   async run(sql: string, params?: Record<string, SqlParam>): Promise<number> {
+    this.#checkStop();
     try {
       const result = await this.#conn.run(sql, params as Record<string, never>);
       return result.rowsChanged;
     } catch (e) {
-      throw classifyDuckDbError(e, "Cannot run SQL");
+      throw this.#failure(e, "Cannot run SQL");
     }
   }
 
   async all<T extends Row = Row>(sql: string, params?: Record<string, SqlParam>): Promise<T[]> {
+    this.#checkStop();
     let reader;
     try {
       reader = await this.#conn.runAndReadAll(sql, params as Record<string, never>);
     } catch (e) {
-      throw classifyDuckDbError(e, "Cannot run query");
+      throw this.#failure(e, "Cannot run query");
     }
     const rows = reader.getRowObjectsJS() as Row[];
     for (const row of rows) {
@@ -236,6 +338,7 @@ class DuckDbEngine implements Engine {
     fill: (row: RowAppender) => void | Promise<void>,
     options: AppendOptions = {},
   ): Promise<void> {
+    this.#checkStop();
     let appender: DuckDBAppender;
     try {
       appender = options.temp
@@ -262,11 +365,12 @@ class DuckDbEngine implements Engine {
         a.closeSync();
       } catch { /* the appender may already be unusable */ }
       if (e instanceof SluiceError) throw e;
-      throw classifyDuckDbError(e, `Cannot append to ${table}`);
+      throw this.#failure(e, `Cannot append to ${table}`);
     }
   }
 
   close(): void {
+    this.#shared.conns.delete(this.#conn);
     this.#conn.closeSync();
     if (this.#owner) this.#instance.closeSync();
   }
@@ -293,6 +397,7 @@ export async function openEngine(path: string, options: EngineOptions): Promise<
     if (options.memoryLimit) settings.memory_limit = options.memoryLimit;
     if (options.tempDirectory) settings.temp_directory = options.tempDirectory;
     if (options.checkpointThreshold) settings.checkpoint_threshold = options.checkpointThreshold;
+    if (options.readOnly) settings.access_mode = "READ_ONLY";
     instance = await DuckDBInstance.create(path, settings);
   } catch (e) {
     throw classifyDuckDbError(e, `Cannot open database ${JSON.stringify(path)}`);

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import type { Logger, Registry } from "./_npm_types.ts";
+import type { Logger, Registry } from "./npm_types.ts";
 import type { Clock } from "./clock.ts";
-import type { PipelineConfig } from "./config_schema.ts";
+import type { PipelineConfig } from "./config/mod.ts";
 import type { Engine } from "./engine.ts";
 
 /** Everything one run of a pipeline carries from stage to stage. */
@@ -27,6 +27,8 @@ export interface RunContext {
   readonly startedAt: Date;
   /** What started the run: `cli`, `cron`, `test`... */
   readonly trigger: string;
+  /** Aborted when the run must stop at its next safe point (signal, time limit). */
+  readonly signal?: AbortSignal;
 }
 
 /**

@@ -1,11 +1,12 @@
 /**
  * One HTTP request with a per-attempt timeout and a bounded retry with
  * exponential backoff, shared by the Pushgateway exporter and the
- * OpenLineage HTTP transport. It never throws: the caller gets what
+ * OpenLineage HTTP transport (backoff with jitter from `core/retry.ts`). It never throws: the caller gets what
  * happened and decides how loudly to warn.
  *
  * @module
  */
+import { type RetryPolicy, withRetry } from "../core/retry.ts";
 
 /** Options of {@linkcode sendWithRetry}. */
 export interface SendOptions {
@@ -19,6 +20,13 @@ export interface SendOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Called before each retry with the attempt that failed (1-based) and why. */
   onRetry?: (attempt: number, reason: string, delayMs: number) => void;
+  /**
+   * Backoff (`run.retries`); default `retries + 1` tries, 250 ms doubling to
+   * at most 4 s, with jitter (`core/retry.ts`).
+   */
+  policy?: RetryPolicy;
+  /** Jitter source in [0, 1); default `Math.random`. */
+  random?: () => number;
 }
 
 /** What {@linkcode sendWithRetry} did. */
@@ -40,19 +48,6 @@ function isPermissionError(e: unknown): boolean {
 }
 
 /**
- * Backoff before retry `n` (1-based): 250 ms, 500 ms, 1 s ... capped at 4 s.
- *
- * @example
- * ```ts
- * import { backoffMs } from "./_http.ts";
- * [1, 2, 3, 10].map(backoffMs); // [250, 500, 1000, 4000]
- * ```
- */
-export function backoffMs(n: number): number {
-  return Math.min(4000, 250 * 2 ** (n - 1));
-}
-
-/**
  * Sends one request, retrying network errors, timeouts, 408, 429 and 5xx
  * responses up to `retries` more times. Other 4xx responses and missing
  * network permission are not retried.
@@ -70,44 +65,68 @@ export async function sendWithRetry(
   options: SendOptions,
 ): Promise<SendResult> {
   const doFetch = options.fetch ?? fetch;
-  const sleep = options.sleep ?? defaultSleep;
   let attempts = 0;
   let last: SendResult = { ok: false, attempts: 0 };
-  while (true) {
-    attempts++;
-    let retryable: boolean;
-    try {
-      const res = await doFetch(url, { ...init, signal: AbortSignal.timeout(options.timeoutMs) });
-      const text = await res.text().catch(() => "");
-      if (res.ok) return { ok: true, attempts, status: res.status };
-      retryable = res.status >= 500 || res.status === 408 || res.status === 429;
-      last = {
-        ok: false,
-        attempts,
-        status: res.status,
-        error: `HTTP ${res.status} ${res.statusText}${
-          text ? `: ${text.trim().slice(0, 300)}` : ""
-        }`,
-      };
-    } catch (e) {
-      if (isPermissionError(e)) {
-        const host = URL.canParse(url) ? new URL(url).host : url;
-        return {
-          ok: false,
-          attempts,
-          error: `no network permission for ${host} (run with --allow-net=${host})`,
-        };
-      }
-      const name = (e as Error)?.name;
-      const message = name === "TimeoutError"
-        ? `timed out after ${options.timeoutMs} ms`
-        : (e as Error)?.message ?? String(e);
-      retryable = true;
-      last = { ok: false, attempts, error: message };
-    }
-    if (!retryable || attempts > options.retries) return last;
-    const delay = backoffMs(attempts);
-    options.onRetry?.(attempts, last.error ?? "failed", delay);
-    await sleep(delay);
+  /** Thrown inside the retry loop for a failure worth another try. */
+  class Retryable extends Error {}
+  try {
+    return await withRetry(
+      async () => {
+        attempts++;
+        try {
+          const res = await doFetch(url, {
+            ...init,
+            signal: AbortSignal.timeout(options.timeoutMs),
+          });
+          const text = await res.text().catch(() => "");
+          if (res.ok) return { ok: true, attempts, status: res.status };
+          last = {
+            ok: false,
+            attempts,
+            status: res.status,
+            error: `HTTP ${res.status} ${res.statusText}${
+              text ? `: ${text.trim().slice(0, 300)}` : ""
+            }`,
+          };
+          if (res.status >= 500 || res.status === 408 || res.status === 429) {
+            throw new Retryable(last.error);
+          }
+          return last;
+        } catch (e) {
+          if (e instanceof Retryable) throw e;
+          if (isPermissionError(e)) {
+            const host = URL.canParse(url) ? new URL(url).host : url;
+            last = {
+              ok: false,
+              attempts,
+              error: `no network permission for ${host} (run with --allow-net=${host})`,
+            };
+            return last;
+          }
+          const name = (e as Error)?.name;
+          const message = name === "TimeoutError"
+            ? `timed out after ${options.timeoutMs} ms`
+            : (e as Error)?.message ?? String(e);
+          last = { ok: false, attempts, error: message };
+          // Connection refused or reset, DNS, timeout: the endpoint is unreachable for now.
+          throw new Retryable(message);
+        }
+      },
+      options.policy ?? {
+        attempts: options.retries + 1,
+        initialMs: 250,
+        maxMs: 4000,
+      },
+      {
+        what: `send to ${url}`,
+        sleep: options.sleep ?? defaultSleep,
+        random: options.random,
+        transient: (e) => e instanceof Retryable,
+        onRetry: (r) => options.onRetry?.(r.attempt, last.error ?? "failed", r.delayMs),
+      },
+    );
+  } catch (e) {
+    if (e instanceof Retryable) return last;
+    throw e;
   }
 }

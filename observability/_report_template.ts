@@ -6,7 +6,8 @@
  * charts with uPlot (inlined beside it), and sets
  * `document.documentElement.dataset.chartsReady` to the number of charts
  * drawn (or `dataset.chartsError` to the error), so a headless browser can
- * wait for it.
+ * wait for it; the uPlot instances are `window.sluiceCharts` (stages,
+ * duration, rows).
  *
  * @module
  */
@@ -63,6 +64,25 @@ details { margin: 6px 0; }
 summary { cursor: pointer; }
 pre { background: var(--bg); padding: 8px; border-radius: 6px; overflow-x: auto; margin: 4px 0; }
 .empty { color: var(--muted); font-style: italic; }
+.badge.timed_out, .badge.cancelled, .badge.abandoned { background: var(--bad); }
+.badge.skipped { background: var(--dup); }
+td.num.over, .budget.over { color: var(--bad); font-weight: 600; }
+.budget { font-size: 12px; white-space: nowrap; }
+.code { display: inline-block; padding: 1px 6px; border-radius: 4px; background: #fff1e5; color: #953800;
+  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+.qgroup { border: 1px solid var(--line); border-radius: 8px; padding: 6px 10px; margin: 8px 0; }
+.qsample { margin: 8px 0 10px; padding-left: 10px; border-left: 3px solid var(--quar); }
+.qsample .where { color: var(--muted); }
+.qsample .reason { font-size: 13px; margin: 2px 0 4px; }
+.failure { border: 1px solid var(--line); border-left: 4px solid var(--bad); border-radius: 8px;
+  padding: 8px 12px; margin: 10px 0; }
+.failure .why { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
+  margin: 6px 0; white-space: pre-wrap; }
+.failure table.checks { margin-top: 6px; }
+td.why { font-size: 12px; color: var(--bad); max-width: 360px; }
+td.cols { font-size: 11px; color: var(--muted); }
+.sample td.bad { background: #ffebe9; color: var(--bad); font-weight: 600; }
+.sample th.bad { color: var(--bad); }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 `;
 
@@ -82,6 +102,8 @@ export const REPORT_JS: string = `
   try {
     var data = JSON.parse(document.getElementById("sluice-report-data").textContent);
     var drawn = 0;
+    // The drawn charts, for a test or a curious reader's console.
+    var charts = window.sluiceCharts = {};
     var width = function (el) { return Math.max(320, Math.floor(el.clientWidth || 560)); };
     var fmtNum = function (v) { return v == null ? "-" : Number(v).toLocaleString("en-US"); };
 
@@ -91,7 +113,7 @@ export const REPORT_JS: string = `
       var names = data.stages.map(function (s) { return s.stage; });
       var xs = names.map(function (_, i) { return i; });
       var ys = data.stages.map(function (s) { return s.duration_ms / 1000; });
-      new uPlot({
+      charts.stages = new uPlot({
         width: width(stagesEl), height: 240, title: "Seconds per stage",
         scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: function (u, min, max) { return [0, Math.max(max * 1.15, 0.01)]; } } },
         axes: [
@@ -110,7 +132,7 @@ export const REPORT_JS: string = `
     var xsT = hist.map(function (r) { return r.started_ms / 1000; });
     var durEl = document.getElementById("chart-history-duration");
     if (durEl && hist.length > 0) {
-      new uPlot({
+      charts.duration = new uPlot({
         width: width(durEl), height: 240, title: "Run duration (seconds)",
         scales: { y: { range: function (u, min, max) { return [0, Math.max(max * 1.15, 0.01)]; } } },
         axes: [{}, { label: "seconds" }],
@@ -120,18 +142,22 @@ export const REPORT_JS: string = `
           hist.map(function (r) { return r.status === "success" || r.status === "running" ? null : r.duration_seconds; })], durEl);
       drawn++;
     }
+    // Rows per run on a log scale: bronze can hold millions while quarantine holds a
+    // handful, and both must stay readable. log(0) has no place on it: zeros are gaps.
     var rowsEl = document.getElementById("chart-history-rows");
+    var positive = function (v) { return v == null || v <= 0 ? null : v; };
     if (rowsEl && hist.length > 0) {
-      new uPlot({
-        width: width(rowsEl), height: 240, title: "Rows per run",
+      charts.rows = new uPlot({
+        width: width(rowsEl), height: 240, title: "Rows per run (log scale)",
+        scales: { y: { distr: 3, log: 10 } },
         axes: [{}, { label: "rows", size: 70, values: function (u, vals) { return vals.map(fmtNum); } }],
         series: [{},
           { label: "landed (bronze)", stroke: "#8250df", width: 2, points: { show: true } },
           { label: "passed (silver)", stroke: "#2da44e", width: 2, points: { show: true } },
           { label: "quarantined", stroke: "#e5534b", width: 2, points: { show: true } },
           { label: "duplicates", stroke: "#8c959f", width: 2, points: { show: true } }]
-      }, [xsT, hist.map(function (r) { return r.landed; }), hist.map(function (r) { return r.silver; }),
-          hist.map(function (r) { return r.quarantined; }), hist.map(function (r) { return r.duplicates; })], rowsEl);
+      }, [xsT, hist.map(function (r) { return positive(r.landed); }), hist.map(function (r) { return positive(r.silver); }),
+          hist.map(function (r) { return positive(r.quarantined); }), hist.map(function (r) { return positive(r.duplicates); })], rowsEl);
       drawn++;
     }
     root.dataset.chartsReady = String(drawn);

@@ -7,7 +7,7 @@
  * @module
  */
 import { basename, dirname, join } from "node:path";
-import type { Registry } from "../core/_npm_types.ts";
+import type { Registry } from "../core/npm_types.ts";
 import { sendWithRetry } from "./_http.ts";
 
 /** Options of {@linkcode pushToGateway}. */

@@ -19,16 +19,9 @@
 import type { Engine } from "../core/engine.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 
-/**
- * The version of Sluice written into the ledger.
- *
- * @example
- * ```ts
- * import { SLUICE_VERSION } from "./ledger.ts";
- * const banner = `sluice ${SLUICE_VERSION}`;
- * ```
- */
-export const SLUICE_VERSION = "0.1.0";
+import { SLUICE_VERSION } from "../core/version.ts";
+/** The version of Sluice written into the ledger (defined in `core/version.ts`). */
+export { SLUICE_VERSION };
 
 /**
  * Creates the ledger tables if they do not exist.
@@ -147,7 +140,9 @@ export async function recordStageResult(ctx: RunContext, result: StageResult): P
 }
 
 /**
- * Marks a run finished with its status (`success`, `failed`, `quality_failed`).
+ * Marks a run finished with its status (`success`, `failed`, `quality_failed`,
+ * `timed_out`, `cancelled`; `skipped` and `abandoned` are written by
+ * {@linkcode foldPendingRuns} and {@linkcode markAbandonedRuns}).
  *
  * @example
  * ```ts ignore
@@ -169,4 +164,177 @@ export async function finishRunRecord(
       duration_ms: options.durationMs ?? null,
     },
   );
+}
+
+/**
+ * Gives a run's ledger row its final status when the code that ran it did
+ * not (the run lifecycle calls it last, before the database closes): a row
+ * still `running` is finished with `status`; a run that ended without a row
+ * gets one, unless it succeeded (`sluice dlq list` records nothing). A row
+ * already finished is left as it is.
+ *
+ * @example
+ * ```ts ignore
+ * await settleRunRecord(ctx, { command: "run", status: "cancelled", error: "SIGTERM" });
+ * ```
+ */
+export async function settleRunRecord(
+  ctx: RunContext,
+  options: { command: string; status: string; error?: string; durationMs?: number },
+): Promise<void> {
+  await ensureLedger(ctx.db);
+  const row = await ctx.db.one<{ status: string }>(
+    `SELECT status FROM _sluice.runs WHERE run_id = $run_id`,
+    { run_id: ctx.runId },
+  );
+  if (row && row.status !== "running") return;
+  if (!row) {
+    if (options.status === "success") return;
+    await startRunRecord(ctx, { command: options.command });
+  }
+  await finishRunRecord(ctx, {
+    status: options.status,
+    error: options.error,
+    durationMs: options.durationMs,
+  });
+}
+
+/**
+ * Marks every run still `running` in the ledger, other than `ctx`'s, as
+ * `abandoned`: its process ended (killed, crashed, power loss) without
+ * recording its end. Call it only while holding the run lock, so no other
+ * run can be alive. `finished_at` stays empty (the real end is unknown);
+ * `noticed_at` and the error say when and by which run it was noticed.
+ * Returns the run ids marked.
+ *
+ * @example
+ * ```ts ignore
+ * const ids = await markAbandonedRuns(ctx);
+ * ```
+ */
+export async function markAbandonedRuns(ctx: RunContext): Promise<string[]> {
+  await ensureLedger(ctx.db);
+  await ctx.db.run(`ALTER TABLE _sluice.runs ADD COLUMN IF NOT EXISTS noticed_at TIMESTAMPTZ`);
+  const noticed = ctx.clock.now().toISOString();
+  const rows = await ctx.db.all<{ run_id: string }>(
+    `UPDATE _sluice.runs SET status = 'abandoned', noticed_at = $noticed::TIMESTAMPTZ,
+       error = 'abandoned: its process ended without recording an end (noticed at ' || $noticed ||
+         ' by run ' || $run_id || ')'
+     WHERE status = 'running' AND run_id <> $run_id RETURNING run_id`,
+    { noticed, run_id: ctx.runId },
+  );
+  return rows.map((r) => r.run_id);
+}
+
+/** A run that never opened the database (it skipped), waiting to be folded into the ledger. */
+export interface PendingRunRecord {
+  /** Run id. */
+  run_id: string;
+  /** Pipeline name. */
+  pipeline: string;
+  /** Command. */
+  command: string;
+  /** What started it. */
+  trigger: string;
+  /** Status: `skipped`. */
+  status: string;
+  /** Why (names the lock holder). */
+  error: string | null;
+  /** Start, ISO 8601. */
+  started_at: string;
+  /** End, ISO 8601. */
+  finished_at: string;
+  /** Config hash. */
+  config_hash: string;
+}
+
+/**
+ * The folder of run records written without the database (`<database>.pending`).
+ *
+ * @example
+ * ```ts
+ * import { pendingRunsDir } from "./ledger.ts";
+ * pendingRunsDir("/data/lake/sluice.duckdb"); // "/data/lake/sluice.duckdb.pending"
+ * ```
+ */
+export function pendingRunsDir(database: string): string {
+  return `${database}.pending`;
+}
+
+/**
+ * Records a run that did not get the database (a `skipped` run: another run
+ * holds it) as one JSON file in {@linkcode pendingRunsDir}, written
+ * atomically. The next run that takes the lock folds it into the ledger
+ * ({@linkcode foldPendingRuns}).
+ *
+ * @example
+ * ```ts ignore
+ * await recordPendingRun(config.engine.database, record);
+ * ```
+ */
+export async function recordPendingRun(database: string, record: PendingRunRecord): Promise<void> {
+  const dir = pendingRunsDir(database);
+  await Deno.mkdir(dir, { recursive: true });
+  const tmp = `${dir}/.${record.run_id}.json.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(record) + "\n");
+  await Deno.rename(tmp, `${dir}/${record.run_id}.json`);
+}
+
+/**
+ * Folds the pending run records into `_sluice.runs` (one commit, a record
+ * already there is kept) and then deletes their files. Call it while
+ * holding the run lock. Returns how many were folded.
+ *
+ * @example
+ * ```ts ignore
+ * const folded = await foldPendingRuns(ctx);
+ * ```
+ */
+export async function foldPendingRuns(ctx: RunContext): Promise<number> {
+  const dir = pendingRunsDir(ctx.db.path);
+  const files: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && e.name.endsWith(".json") && !e.name.startsWith(".")) {
+        files.push(`${dir}/${e.name}`);
+      }
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+  if (files.length === 0) return 0;
+  const records: PendingRunRecord[] = [];
+  for (const f of files.sort()) {
+    try {
+      records.push(JSON.parse(await Deno.readTextFile(f)) as PendingRunRecord);
+    } catch { /* a torn file cannot exist (written by rename); skip anything else */ }
+  }
+  await ensureLedger(ctx.db);
+  await ctx.db.transaction(async () => {
+    for (const r of records) {
+      await ctx.db.run(
+        `INSERT INTO _sluice.runs (run_id, pipeline, command, trigger, started_at, finished_at,
+          status, error, config_hash, sluice_version, duckdb_version, duration_ms)
+         VALUES ($run_id, $pipeline, $command, $trigger, $started::TIMESTAMPTZ,
+          $finished::TIMESTAMPTZ, $status, $error, $hash, $version, version(),
+          epoch_ms($finished::TIMESTAMPTZ) - epoch_ms($started::TIMESTAMPTZ))
+         ON CONFLICT DO NOTHING`,
+        {
+          run_id: r.run_id,
+          pipeline: r.pipeline,
+          command: r.command,
+          trigger: r.trigger,
+          started: r.started_at,
+          finished: r.finished_at,
+          status: r.status,
+          error: r.error,
+          hash: r.config_hash,
+          version: SLUICE_VERSION,
+        },
+      );
+    }
+  });
+  for (const f of files) await Deno.remove(f).catch(() => {});
+  return records.length;
 }

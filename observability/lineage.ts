@@ -25,11 +25,13 @@
  */
 import { createHash } from "node:crypto";
 import type { Logger } from "@logtape/logtape";
-import type { LineageConfig } from "../core/config_observability.ts";
-import type { PipelineConfig } from "../core/config_schema.ts";
-import { redactSecrets } from "../core/config.ts";
+import type { Registry } from "../core/npm_types.ts";
+import type { LineageConfig } from "../core/config/mod.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
+import { redactSecrets } from "../core/config/mod.ts";
 import type { StageResult } from "../core/run_context.ts";
 import { sendWithRetry } from "./_http.ts";
+import { retriesCounter } from "./retries.ts";
 import type { ColumnStat } from "./column_stats.ts";
 import { SLUICE_VERSION } from "./ledger.ts";
 
@@ -544,6 +546,10 @@ export interface LineageEmitterOptions {
   fetch?: typeof fetch;
   /** Waits between HTTP retries (tests). */
   sleep?: (ms: number) => Promise<void>;
+  /** Where retries are counted (`sluice_retries_total{what="lineage"}`). */
+  metrics?: Registry;
+  /** Pipeline label of the retry counter. */
+  pipeline?: string;
 }
 
 /** Delivery figures of one run's events. */
@@ -638,13 +644,21 @@ export class LineageEmitter {
       retries: this.#config.retries,
       fetch: this.#options.fetch,
       sleep: this.#options.sleep,
-      onRetry: (attempt, reason, delayMs) =>
+      onRetry: (attempt, reason, delayMs) => {
         this.#options.logger.warn("lineage post failed, retrying", {
-          event: "lineage_emit_retry",
+          event: "retry",
+          what: "lineage",
           attempt,
           delay_ms: delayMs,
           error: reason,
-        }),
+        });
+        if (this.#options.metrics) {
+          retriesCounter(this.#options.metrics).inc({
+            pipeline: this.#options.pipeline ?? "",
+            what: "lineage",
+          });
+        }
+      },
     });
     if (r.ok) {
       this.#delivery.sent++;

@@ -8,7 +8,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { configure, reset, type Sink, withContext } from "@logtape/logtape";
-import type { LogLevel, LogRecord } from "../core/_npm_types.ts";
+import type { LogLevel, LogRecord } from "../core/npm_types.ts";
 
 /**
  * Options of the formatters ({@linkcode formatJsonLine}, {@linkcode formatTextLine}).
@@ -130,7 +130,24 @@ export interface LoggingOptions extends FormatOptions {
   level?: LogLevel;
   /** Where lines go; default: synchronous writes to stderr. */
   write?: (line: string) => void;
+  /**
+   * Also sees every `info` (and higher) record before it is written, even
+   * those below `level`: the CLI's progress view on a terminal. `written`
+   * says whether the record is about to be written as a line.
+   */
+  tap?: (record: LogRecord, written: boolean) => void;
+  /** Records for which this returns false are not written (the tap still sees them). */
+  filter?: (record: LogRecord) => boolean;
 }
+
+const LEVEL_RANK: Record<LogLevel, number> = {
+  trace: 0,
+  debug: 1,
+  info: 2,
+  warning: 3,
+  error: 4,
+  fatal: 5,
+};
 
 const encoder = new TextEncoder();
 
@@ -156,14 +173,23 @@ export async function configureLogging(options: LoggingOptions = {}): Promise<vo
     : options.format;
   const write = options.write ?? writeStderr;
   const formatter = format === "json" ? formatJsonLine : formatTextLine;
-  const sink: Sink = (record) => write(formatter(record, options));
+  const level = options.level ?? "info";
+  const tap = options.tap;
+  const sink: Sink = (record) => {
+    const written = LEVEL_RANK[record.level] >= LEVEL_RANK[level] &&
+      (options.filter?.(record) ?? true);
+    tap?.(record, written);
+    if (written) write(formatter(record, options));
+  };
+  const lowest = tap && LEVEL_RANK[level] > LEVEL_RANK.info ? "info" : level;
   activeFormat = format;
+  activeSecrets = [...(options.secrets ?? [])].sort((a, b) => b.length - a.length);
   await configure({
     reset: true,
     contextLocalStorage: new AsyncLocalStorage(),
     sinks: { main: sink },
     loggers: [
-      { category: ["sluice"], lowestLevel: options.level ?? "info", sinks: ["main"] },
+      { category: ["sluice"], lowestLevel: lowest, sinks: ["main"] },
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["main"] },
     ],
   });
@@ -180,10 +206,28 @@ export async function configureLogging(options: LoggingOptions = {}): Promise<vo
  */
 export async function resetLogging(): Promise<void> {
   activeFormat = undefined;
+  activeSecrets = [];
   await reset();
 }
 
 let activeFormat: "json" | "text" | undefined;
+let activeSecrets: readonly string[] = [];
+
+/**
+ * Replaces the secrets {@linkcode configureLogging} was given with `***` in
+ * `text`: for the lines the CLI prints itself (an error line), which do not
+ * go through a log sink.
+ *
+ * @example
+ * ```ts
+ * import { configureLogging, redactLogged } from "./logging.ts";
+ * await configureLogging({ format: "json", secrets: ["s3cret"] });
+ * redactLogged("password s3cret refused"); // "password *** refused"
+ * ```
+ */
+export function redactLogged(text: string): string {
+  return redact(text, activeSecrets);
+}
 
 /**
  * The format {@linkcode configureLogging} chose (`auto` resolved), or

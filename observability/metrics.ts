@@ -8,10 +8,10 @@
  * | metric | type | labels |
  * | --- | --- | --- |
  * | `sluice_stage_duration_seconds` | gauge | pipeline, stage |
- * | `sluice_rows` | gauge | pipeline, layer, table, outcome (in, passed, quarantined, duplicate) |
- * | `sluice_rows_quarantined` | gauge | pipeline, layer, table |
- * | `sluice_duplicates_dropped` | gauge | pipeline, layer, table |
- * | `sluice_files` | gauge | pipeline, source, outcome (found, new, reingest, unchanged, ignored, empty_skipped) |
+ * | `sluice_rows_in` | gauge | pipeline, layer, table |
+ * | `sluice_rows` | gauge | pipeline, layer, table, outcome (passed, quarantined, duplicate) |
+ * | `sluice_files_found` | gauge | pipeline, source |
+ * | `sluice_files` | gauge | pipeline, source, outcome (new, reingest, unchanged, ignored, empty_skipped) |
  * | `sluice_column_null_ratio` | gauge | pipeline, layer, table, column |
  * | `sluice_check_status` | gauge | pipeline, layer, table, check, severity, status (pass, fail, error) |
  * | `sluice_check_failing_rows` | gauge | pipeline, layer, table, check, severity |
@@ -22,10 +22,15 @@
  * | `sluice_runs_total` | counter | pipeline, status |
  * | `sluice_build_info` | gauge | version, duckdb_version |
  *
+ * A metric with an `outcome` label holds only the parts of one whole, so
+ * `sum without (outcome)` is that whole: rows in = passed + quarantined +
+ * duplicate (`sluice_rows_in`), files found = the file outcomes
+ * (`sluice_files_found`). No figure is exported twice.
+ *
  * @module
  */
 import { Counter as PromCounter, Gauge as PromGauge } from "prom-client";
-import type { Counter, Gauge, Logger, Registry } from "../core/_npm_types.ts";
+import type { Counter, Gauge, Logger, Registry } from "../core/npm_types.ts";
 import type { StageResult } from "../core/run_context.ts";
 
 /**
@@ -64,13 +69,13 @@ export type CheckLabels = "pipeline" | "layer" | "table" | "check" | "severity";
 export interface SluiceMetrics {
   /** `sluice_stage_duration_seconds{pipeline,stage}`. */
   stageDuration: Gauge<"pipeline" | "stage">;
-  /** `sluice_rows{pipeline,layer,table,outcome}`: rows per outcome in this run. */
+  /** `sluice_rows_in{pipeline,layer,table}`: rows that entered the table's stage in this run. */
+  rowsIn: Gauge<"pipeline" | "layer" | "table">;
+  /** `sluice_rows{pipeline,layer,table,outcome}`: where they went (passed, quarantined, duplicate). */
   rows: Gauge<"pipeline" | "layer" | "table" | "outcome">;
-  /** `sluice_rows_quarantined{pipeline,layer,table}`. */
-  quarantined: Gauge<"pipeline" | "layer" | "table">;
-  /** `sluice_duplicates_dropped{pipeline,layer,table}`. */
-  duplicates: Gauge<"pipeline" | "layer" | "table">;
-  /** `sluice_files{pipeline,source,outcome}`: files extract found, per outcome. */
+  /** `sluice_files_found{pipeline,source}`: files extract listed for the source in this run. */
+  filesFound: Gauge<"pipeline" | "source">;
+  /** `sluice_files{pipeline,source,outcome}`: what extract did with them, per outcome. */
   files: Gauge<"pipeline" | "source" | "outcome">;
   /** `sluice_column_null_ratio{pipeline,layer,table,column}`: 0..1. */
   nullRatio: Gauge<"pipeline" | "layer" | "table" | "column">;
@@ -136,28 +141,28 @@ export function sluiceMetrics(registry: Registry): SluiceMetrics {
       "Wall time of a stage in the last run",
       ["pipeline", "stage"],
     ),
+    rowsIn: gauge(
+      registry,
+      "sluice_rows_in",
+      "Rows that entered a layer's table in the last run (the sum of sluice_rows' outcomes)",
+      [...TABLE],
+    ),
     rows: gauge(
       registry,
       "sluice_rows",
-      "Rows per layer, table and outcome (in, passed, quarantined, duplicate) in the last run",
+      "Rows per layer, table and outcome (passed, quarantined, duplicate) in the last run",
       [...TABLE, "outcome"],
     ),
-    quarantined: gauge(
+    filesFound: gauge(
       registry,
-      "sluice_rows_quarantined",
-      "Rows sent to quarantine per layer and table in the last run",
-      [...TABLE],
-    ),
-    duplicates: gauge(
-      registry,
-      "sluice_duplicates_dropped",
-      "Rows dropped as duplicates per layer and table in the last run",
-      [...TABLE],
+      "sluice_files_found",
+      "Source files extract listed in the last run (the sum of sluice_files' outcomes)",
+      ["pipeline", "source"],
     ),
     files: gauge(
       registry,
       "sluice_files",
-      "Source files extract found in the last run, per outcome",
+      "Source files extract listed in the last run, per outcome",
       ["pipeline", "source", "outcome"],
     ),
     nullRatio: gauge(
@@ -235,7 +240,7 @@ export function recordStage(registry: Registry, pipeline: string, result: StageR
   m.stageDuration.set({ pipeline, stage: result.stage }, result.durationMs / 1000);
   for (const t of result.tables) {
     if (t.details?.unit === "files") {
-      m.files.set({ pipeline, source: t.table, outcome: "found" }, t.rowsIn);
+      m.filesFound.set({ pipeline, source: t.table }, t.rowsIn);
       for (const outcome of FILE_OUTCOMES) {
         const n = t.details[outcome];
         if (typeof n === "number") m.files.set({ pipeline, source: t.table, outcome }, n);
@@ -243,12 +248,10 @@ export function recordStage(registry: Registry, pipeline: string, result: StageR
       continue;
     }
     const base = { pipeline, layer: t.layer, table: t.table };
-    m.rows.set({ ...base, outcome: "in" }, t.rowsIn);
+    m.rowsIn.set(base, t.rowsIn);
     m.rows.set({ ...base, outcome: "passed" }, t.passed);
     m.rows.set({ ...base, outcome: "quarantined" }, t.quarantined);
     m.rows.set({ ...base, outcome: "duplicate" }, t.duplicates);
-    m.quarantined.set(base, t.quarantined);
-    m.duplicates.set(base, t.duplicates);
   }
 }
 

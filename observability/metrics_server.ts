@@ -7,7 +7,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { Registry } from "../core/_npm_types.ts";
+import type { Registry } from "../core/npm_types.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 
 /** What `/healthz` reports. */

@@ -8,7 +8,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import type { PipelineConfig } from "../core/config_schema.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger, SLUICE_VERSION, tableExists } from "./ledger.ts";

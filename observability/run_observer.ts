@@ -17,9 +17,9 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { observabilityDefaults } from "../core/config_observability.ts";
-import type { ObservabilityConfig } from "../core/config_observability.ts";
-import { redactSecrets } from "../core/config.ts";
+import { observabilityDefaults } from "../core/config/mod.ts";
+import type { ObservabilityConfig } from "../core/config/mod.ts";
+import { redactSecrets } from "../core/config/mod.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { RunContext, RunSummary, StageResult } from "../core/run_context.ts";
 import { measureTable, readColumnStats } from "./column_stats.ts";
@@ -36,6 +36,7 @@ import { logFormatInUse } from "./logging.ts";
 import { logMetrics, recordStage, RUN_STATUSES, sluiceMetrics } from "./metrics.ts";
 import { CHECK_STATUSES } from "./metrics.ts";
 import { buildReport } from "./report.ts";
+import { retriesCounter } from "./retries.ts";
 import { duckdbVersion, recordManifest, recordRunInputs } from "./run_manifest.ts";
 
 /** Layers whose tables get column statistics when a stage writes them. */
@@ -86,7 +87,9 @@ async function safely(
 
 /**
  * Records the start of a run: ledger row `running`, the run manifest, the
- * `run_started` event and the OpenLineage START event.
+ * `run_started` event and the OpenLineage START event. With `ledger: false`
+ * the caller writes the run's ledger row itself (the stream's runner does),
+ * and the observer adds everything else.
  *
  * @example
  * ```ts ignore
@@ -95,13 +98,13 @@ async function safely(
  */
 export async function observeRunStarted(
   ctx: RunContext,
-  options: { command: string; stages: readonly string[] },
+  options: { command: string; stages: readonly string[]; ledger?: boolean },
 ): Promise<void> {
   const state = stateOf(ctx);
   state.command = options.command;
   // The run's ledger row and manifest: one commit.
   await ctx.db.transaction(async () => {
-    await startRunRecord(ctx, { command: options.command });
+    if (options.ledger !== false) await startRunRecord(ctx, { command: options.command });
     await recordManifest(ctx);
   });
   runLog(ctx).info("run started", {
@@ -122,7 +125,11 @@ export async function observeRunStarted(
       trigger: ctx.trigger,
       startedAt: ctx.startedAt,
     });
-    const emitter = new LineageEmitter(lineage, { logger: runLog(ctx, "lineage") });
+    const emitter = new LineageEmitter(lineage, {
+      logger: runLog(ctx, "lineage"),
+      metrics: ctx.metrics,
+      pipeline: ctx.config.pipeline,
+    });
     state.lineage = { events, emitter };
     emitter.emit(events.runStart(ctx.clock.now()));
   }
@@ -258,7 +265,8 @@ async function recordRunFigures(ctx: RunContext, status: string): Promise<void> 
  * only when successful, null ratios, checks, run totals); one `metric` log
  * event per sample; the textfile and Pushgateway exports; the OpenLineage
  * COMPLETE or FAIL events; the HTML report; and last `run_finished` or
- * `run_failed`.
+ * `run_failed`. With `ledger: false` the ledger row is left to the caller
+ * (see {@linkcode observeRunStarted}).
  *
  * @example
  * ```ts ignore
@@ -268,7 +276,7 @@ async function recordRunFigures(ctx: RunContext, status: string): Promise<void> 
 export async function observeRunFinished(
   ctx: RunContext,
   summary: RunSummary,
-  options: { error?: unknown; status?: string } = {},
+  options: { error?: unknown; status?: string; ledger?: boolean } = {},
 ): Promise<void> {
   const state = stateOf(ctx);
   const conf = settings(ctx);
@@ -288,7 +296,9 @@ export async function observeRunFinished(
   metrics.lastRun.set({ pipeline }, finishedAt.getTime() / 1000);
   if (status === "success") metrics.lastSuccess.set({ pipeline }, finishedAt.getTime() / 1000);
 
-  if (status === "success") {
+  if (options.ledger === false) {
+    // The caller has written the run's final ledger row.
+  } else if (status === "success") {
     await finishRunRecord(ctx, { status, finishedAt, durationMs: summary.durationMs });
   } else {
     await safely(
@@ -350,13 +360,16 @@ export async function observeRunFinished(
       timeoutMs: gw.timeout * 1000,
       retries: gw.retries,
       basicAuth: gw.basic_auth,
-      onRetry: (attempt, reason, delayMs) =>
+      onRetry: (attempt, reason, delayMs) => {
         mlog.warn("metrics push failed, retrying", {
-          event: "metrics_push_retry",
+          event: "retry",
+          what: "pushgateway",
           attempt,
           delay_ms: delayMs,
           error: reason,
-        }),
+        });
+        retriesCounter(ctx.metrics).inc({ pipeline, what: "pushgateway" });
+      },
     });
     if (r.ok) {
       mlog.info("metrics pushed", {
@@ -406,6 +419,7 @@ export async function observeRunFinished(
         runId: ctx.runId,
         history: conf.report.history,
         failingSamples: conf.report.failing_samples,
+        payloadMaxBytes: ctx.config.quality?.payload_max_bytes,
         generatedAt: ctx.clock.now(),
       });
       await writeFileAtomic(reportPath, html);

@@ -6,10 +6,12 @@
  *
  * @module
  */
-import { openEngine } from "../core/engine.ts";
+import { getLogger } from "@logtape/logtape";
+import { openPipelineDb } from "../core/pipeline_db.ts";
 import type { Engine } from "../core/engine.ts";
-import type { PipelineConfig } from "../core/config_schema.ts";
-import { UsageError } from "../core/errors.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
+import { LockHeldError, UsageError } from "../core/errors.ts";
+import { openLedgerReplica } from "../core/ledger_replica.ts";
 import { ensureLedger, tableExists } from "./ledger.ts";
 import { readManifest, type RunManifest } from "./run_manifest.ts";
 
@@ -71,7 +73,11 @@ export interface RunRecord {
   command: string;
   /** What started it (`cli`, `cron`...). */
   trigger: string;
-  /** `running`, `success`, `failed`, `quality_failed`. */
+  /**
+   * `running`, `success`, `failed`, `quality_failed`, `timed_out` (past its time limit),
+   * `cancelled` (SIGINT/SIGTERM), `skipped` (another run held the lock), `abandoned` (killed
+   * before it recorded an end; noticed by a later run).
+   */
   status: string;
   /** The error of a failed run. */
   error: string | null;
@@ -147,12 +153,19 @@ export async function openLedger(config: PipelineConfig): Promise<Engine | undef
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
-  const db = await openEngine(config.engine.database, {
-    allowedDirectories: [config.lake],
-    threads: config.engine.threads,
-    memoryLimit: config.engine.memory_limit,
-    tempDirectory: config.engine.temp_directory,
-  });
+  let db: Engine;
+  try {
+    db = await openPipelineDb(config, { access: "ledger" });
+  } catch (e) {
+    // A running stream holds the database: show the replica it writes after each batch.
+    const replica = e instanceof LockHeldError ? await openLedgerReplica(config) : undefined;
+    if (replica === undefined) throw e;
+    getLogger(["sluice", "ledger"]).warn(
+      "the database is held by a running stream; showing the ledger replica as of {at}",
+      { event: "ledger_replica_shown", at: replica.at.toISOString(), path: replica.path },
+    );
+    return replica.db;
+  }
   try {
     await ensureLedger(db); // brings a ledger written by an older version up to date
   } catch (e) {

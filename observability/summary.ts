@@ -11,7 +11,9 @@ function n(x: number): string {
 
 /**
  * Formats a run summary as a small text table: rows per layer and table,
- * quarantined, duplicates, outputs written and durations.
+ * quarantined, duplicates, outputs written and durations. Extract counts
+ * files, not rows: its row says `(files)` and its files already seen go in
+ * their own `unchanged` column (shown when extract ran).
  *
  * @example
  * ```ts
@@ -26,22 +28,30 @@ export function formatRunSummary(summary: RunSummary): string {
       summary.noop ? " (no new files, nothing to do)" : ""
     } in ${(summary.durationMs / 1000).toFixed(2)}s`,
   );
-  const header = ["layer", "table", "in", "passed", "quarantined", "duplicates", "seconds"];
+  const withFiles = summary.stages.some((s) => s.tables.some((t) => t.details?.unit === "files"));
+  const header = ["layer", "table", "in", "passed", "quarantined", "duplicates"];
+  if (withFiles) header.push("unchanged");
+  header.push("seconds");
   const rows: string[][] = [];
   for (const stage of summary.stages) {
     for (const t of stage.tables) {
       const files = t.details?.unit === "files";
-      rows.push([
+      const row = [
         t.layer,
         t.table + (files ? " (files)" : ""),
         n(t.rowsIn),
         n(t.passed),
         n(t.quarantined),
-        files ? `${n(t.duplicates)} unchanged` : n(t.duplicates),
-        "",
-      ]);
+        files ? "" : n(t.duplicates),
+      ];
+      if (withFiles) row.push(files ? n(t.duplicates) : "");
+      rows.push([...row, ""]);
     }
-    rows.push([stage.stage, "", "", "", "", "", (stage.durationMs / 1000).toFixed(2)]);
+    rows.push([
+      stage.stage,
+      ...header.slice(1, -1).map(() => ""),
+      (stage.durationMs / 1000).toFixed(2),
+    ]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const fmt = (r: string[]) =>

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { capJsonSql } from "../core/payload.ts";
 import { ident, literal, qualified, sqlType } from "../core/quote.ts";
 
 /** A column of the checked table, as DuckDB reports it. */
@@ -321,6 +322,7 @@ export function countAndSampleSql(
   failing: string,
   keyColumns: readonly string[],
   limit: number,
+  options: { mask?: readonly string[]; maxBytes?: number } = {},
 ): string {
   const key = keyColumns.length > 0
     ? `CAST(to_json(struct_pack(${
@@ -331,9 +333,21 @@ export function countAndSampleSql(
   const inner = keyColumns.length > 0 ? keyColumns.map((k) => ident(k)).join(", ") : "ALL";
   const outer = [...keyColumns.map((_, i) => `__sluice_k${i}`), "sample"].join(", ");
   const n = Math.max(0, Math.floor(limit));
+  // `mask`: masked columns are shown as *** (NULL stays NULL) in the sample and its key.
+  const mask = options.mask ?? [];
+  const limited = `(SELECT * FROM f ORDER BY ${inner} LIMIT ${n})`;
+  const rows = mask.length === 0
+    ? limited
+    : `(SELECT * REPLACE (${
+      mask.map((c) => `CASE WHEN ${ident(c)} IS NULL THEN NULL ELSE '***' END AS ${ident(c)}`)
+        .join(", ")
+    }) FROM ${limited})`;
+  const sample = options.maxBytes === undefined
+    ? "CAST(to_json(x) AS VARCHAR)"
+    : capJsonSql("to_json(x)", options.maxBytes);
   return `WITH f AS MATERIALIZED (${failing}),
     n AS (SELECT count(*)::BIGINT AS failing FROM f),
-    top AS (SELECT ${key} AS row_key, CAST(to_json(x) AS VARCHAR) AS sample${keyCols}
-            FROM (SELECT * FROM f ORDER BY ${inner} LIMIT ${n}) AS x)
+    top AS (SELECT ${key} AS row_key, ${sample} AS sample${keyCols}
+            FROM ${rows} AS x)
     SELECT n.failing, top.row_key, top.sample FROM n LEFT JOIN top ON TRUE ORDER BY ${outer}`;
 }

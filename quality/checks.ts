@@ -15,14 +15,16 @@
  *
  * @module
  */
-import type { CheckSpec, CheckType } from "../core/config_quality.ts";
-import { checkSpec, resolveCheckTable } from "../core/config_quality.ts";
-import type { PipelineConfig } from "../core/config_schema.ts";
+import type { CheckSpec } from "../core/config/mod.ts";
+import { checkSpec, resolveCheckTable } from "../core/config/mod.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
 import { formatDuration, parseDuration } from "../core/duration.ts";
 import type { Engine } from "../core/engine.ts";
 import { errorMessage } from "../core/errors.ts";
 import { literal, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
+import { DEFAULT_PAYLOAD_MAX_BYTES } from "../core/payload.ts";
+import { checkSql } from "../core/sql_guard.ts";
 import {
   andAll,
   col,
@@ -43,55 +45,9 @@ import {
 } from "./_check_sql.ts";
 import { driftBaseline, lastRowCount } from "./history.ts";
 import { profileTable, type TableProfile } from "./profile.ts";
+import type { CheckResult, FailingSample, Layer } from "./types.ts";
 
-/** A layer whose tables carry checks. */
-export type Layer = "bronze" | "silver" | "gold";
-
-/** Outcome of one check. */
-export type CheckStatus = "pass" | "fail" | "error";
-
-/** One failing row kept as evidence. */
-export interface FailingSample {
-  /** JSON object of the row's key columns, or `null` when the table has none. */
-  rowKey: string | null;
-  /** JSON object of the whole row. */
-  sample: string;
-}
-
-/** What one check found on one table in one run. */
-export interface CheckResult {
-  /** Layer of the checked table (`silver` also for quarantine tables). */
-  layer: Layer;
-  /** Checked table, e.g. `orders` or `orders__quarantine`. */
-  table: string;
-  /** The check's name. */
-  check: string;
-  /** The check type. */
-  type: CheckType;
-  /** `error` fails the gate, `warn` only reports. */
-  severity: "error" | "warn";
-  /** Checked column(s), comma separated; `null` for table-level checks. */
-  column: string | null;
-  /** pass, fail, or error (the check could not be evaluated). */
-  status: CheckStatus;
-  /** Rows failing the check; `null` for table-level checks. */
-  failingRows: number | null;
-  /** Rows checked. */
-  totalRows: number | null;
-  /** What was allowed, as text (`0 rows`, `0.5%`, `min 1`...). */
-  threshold: string | null;
-  /** One readable sentence. */
-  message: string;
-  /** Up to `sampleSize` failing rows (failing row-level checks only). */
-  samples: FailingSample[];
-  /** When the check finished. */
-  checkedAt: Date;
-  /**
-   * True when the check's SQL raised an error that aborted the enclosing
-   * transaction (only possible with user SQL such as `expression`).
-   */
-  aborted?: boolean;
-}
+export type { CheckResult, CheckStatus, FailingSample, Layer } from "./types.ts";
 
 /** One table and the checks to run on it. */
 export interface CheckTarget {
@@ -109,6 +65,8 @@ export interface CheckTarget {
   scope?: string;
   /** True for `<table>__quarantine`. */
   quarantine?: boolean;
+  /** Columns shown as `***` in failing samples (the table's `mask`). */
+  mask?: string[];
 }
 
 /** Options of {@linkcode runChecks}. */
@@ -147,7 +105,14 @@ export function checkTargets(config: PipelineConfig, layer: Layer): CheckTarget[
     for (const [name, table] of Object.entries(config.silver)) {
       const checks = specs(table.checks);
       if (checks.length > 0) {
-        targets.push({ layer, schema: "silver", table: name, checks, keyColumns: table.key ?? [] });
+        targets.push({
+          layer,
+          schema: "silver",
+          table: name,
+          checks,
+          keyColumns: table.key ?? [],
+          ...(table.mask?.length ? { mask: table.mask } : {}),
+        });
       }
       const qchecks = specs(table.quarantine_checks);
       if (qchecks.length > 0) {
@@ -232,6 +197,24 @@ function errored(r: CheckResult, message: string, aborted = false): CheckResult 
 }
 
 /** True while the current transaction (if any) still accepts statements. */
+/** `quality.payload_max_bytes`: the cap of a failing-row sample. */
+function payloadMaxBytes(ctx: RunContext): number {
+  return ctx.config.quality?.payload_max_bytes ?? DEFAULT_PAYLOAD_MAX_BYTES;
+}
+
+/** The SQL guard at run time: why a check's `where` or `sql` may not run, if it may not. */
+async function refusedCheckSql(db: Engine, spec: CheckSpec): Promise<string | undefined> {
+  for (const key of ["where", "sql"]) {
+    const sql = spec.settings[key];
+    if (typeof sql !== "string" || (key === "sql" && spec.type !== "expression")) continue;
+    const problems = await checkSql(db, sql, { kind: "expression" });
+    if (problems.length > 0) {
+      return `refused: the ${key === "sql" ? "" : "where "}SQL ${problems[0].message}`;
+    }
+  }
+  return undefined;
+}
+
 async function transactionAlive(db: Engine): Promise<boolean> {
   try {
     await db.one("SELECT 1 AS ok");
@@ -305,6 +288,11 @@ export async function runChecks(
         i,
         errored(r, `column "${missing}" is not in ${target.schema}.${target.table}`),
       );
+      continue;
+    }
+    const refused = await refusedCheckSql(db, spec);
+    if (refused !== undefined) {
+      done(i, errored(r, refused));
       continue;
     }
     const filter = andAll([target.scope, spec.settings.where as string | undefined]);
@@ -519,9 +507,10 @@ async function countAndSample(
   failing: string,
   keys: string[],
   limit: number,
+  options: { mask?: readonly string[]; maxBytes?: number } = {},
 ): Promise<{ failing: number; samples: FailingSample[] }> {
   const rows = await db.all<{ failing: number; row_key: string | null; sample: string | null }>(
-    countAndSampleSql(failing, keys, limit),
+    countAndSampleSql(failing, keys, limit, options),
   );
   return {
     failing: Number(rows[0]?.failing ?? 0),
@@ -537,9 +526,10 @@ async function samplesOf(
   failing: string,
   keys: string[],
   limit: number,
+  options: { mask?: readonly string[]; maxBytes?: number } = {},
 ): Promise<FailingSample[]> {
   if (limit <= 0) return [];
-  return (await countAndSample(db, failing, keys, limit)).samples;
+  return (await countAndSample(db, failing, keys, limit, options)).samples;
 }
 
 function sampleKeys(target: CheckTarget, spec: CheckSpec, columns: Set<string>): string[] {
@@ -580,7 +570,10 @@ async function judgeRows(
   if (!pass) {
     out.samples = evidence.samples ??
       (evidence.failing
-        ? await samplesOf(ctx.db, evidence.failing, evidence.keys, evidence.sampleSize)
+        ? await samplesOf(ctx.db, evidence.failing, evidence.keys, evidence.sampleSize, {
+          mask: target.mask,
+          maxBytes: payloadMaxBytes(ctx),
+        })
         : []);
   }
   return out;
@@ -611,7 +604,10 @@ async function judgeScan(
       message: `null ratio ${pct(counts.failing, counts.total)} (${fmt(counts.failing)} of ${
         fmt(counts.total)
       } rows); allowed at most ${Number((max * 100).toPrecision(4))}%`,
-      samples: pass ? [] : await samplesOf(ctx.db, failing, keys, options.sampleSize),
+      samples: pass ? [] : await samplesOf(ctx.db, failing, keys, options.sampleSize, {
+        mask: target.mask,
+        maxBytes: payloadMaxBytes(ctx),
+      }),
     };
   }
   if (spec.type === "row_count") return await judgeRowCount(ctx, target, spec, counts.total);
@@ -751,6 +747,7 @@ async function runSeparate(
       relationshipsFailingSql(options.ref, column, to, field, filter),
       keys,
       options.sampleSize,
+      { mask: target.mask, maxBytes: payloadMaxBytes(ctx) },
     );
     return await judgeRows(ctx, target, spec, {
       total: Number(total?.n ?? 0),

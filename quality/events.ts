@@ -13,7 +13,7 @@
  */
 import type { RunContext } from "../core/run_context.ts";
 import { CHECK_STATUSES, sluiceMetrics } from "../observability/metrics.ts";
-import type { CheckResult } from "./checks.ts";
+import type { CheckResult } from "./types.ts";
 import type { TableProfile } from "./profile.ts";
 
 /**
@@ -81,13 +81,20 @@ export function observeProfiles(ctx: RunContext, profiles: readonly TableProfile
         );
       }
     }
-    ctx.logger.getChild("quality").with({ stage: p.layer }).info("table profiled", {
+    const log = ctx.logger.getChild("quality").with({ stage: p.layer });
+    log.info("table profiled", {
       event: "table_profiled",
       layer: p.layer,
       table: p.table,
       rows: p.rowCount,
       columns: p.columns.length,
       duration_ms: Math.round(p.durationMs),
+    });
+    // The per-column detail is for debugging (and the report), not the default log.
+    log.debug("column profiles", {
+      event: "table_profile_columns",
+      layer: p.layer,
+      table: p.table,
       profile: p.columns.map((c) => ({
         column: c.column,
         type: c.type,

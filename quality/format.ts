@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { CheckResult } from "./checks.ts";
+import type { CheckResult } from "./types.ts";
 
 const n = (v: number | null) => (v === null ? "" : v.toLocaleString("en-US"));
 

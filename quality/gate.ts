@@ -12,11 +12,11 @@
  *
  * @module
  */
-import { qualitySettings } from "../core/config_quality.ts";
+import { qualitySettings } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { QualityGateError } from "../core/errors.ts";
 import { literal, qualified } from "../core/quote.ts";
-import type { RunContext, RunSummary } from "../core/run_context.ts";
+import type { RunContext, RunSummary, TableResult } from "../core/run_context.ts";
 import { observeRunFinished, observeRunStarted } from "../observability/run_observer.ts";
 import {
   type CheckResult,
@@ -31,6 +31,9 @@ import { profileTable, type TableProfile } from "./profile.ts";
 
 /** Bronze's bookkeeping columns, left out of bronze profiles. */
 const BRONZE_BOOKKEEPING = ["_run_id", "_ingested_at", "_source_file", "_source_row"];
+
+/** Silver's lineage columns, left out of silver profiles. */
+const SILVER_LINEAGE = ["_source_file", "_source_row", "_bronze_run_id"];
 
 /** What auditing one layer found. */
 export interface LayerAudit {
@@ -60,6 +63,11 @@ export interface AuditOptions {
   profiling?: boolean;
   /** Only these tables (silver table names also select their quarantine checks). */
   tables?: readonly string[];
+  /**
+   * Silver only: the silver stage's row accounting of this run, for the
+   * quarantine budget (`max_quarantine`, see {@linkcode quarantineBudget}).
+   */
+  silverResults?: readonly TableResult[];
 }
 
 /** The tables of a layer, as the config declares them. */
@@ -127,7 +135,11 @@ export async function auditLayer(
   for (const table of toProfile) {
     const p = await profileTable(ctx.db, { layer, schema: layer, table }, {
       scope: layer === "bronze" ? bronzeScope(table) : undefined,
-      exclude: layer === "bronze" ? BRONZE_BOOKKEEPING : undefined,
+      exclude: layer === "bronze"
+        ? BRONZE_BOOKKEEPING
+        : layer === "silver"
+        ? SILVER_LINEAGE
+        : undefined,
     });
     if (p.columns.length > 0) profiles.push(p);
   }
@@ -140,6 +152,9 @@ export async function auditLayer(
     const found = await runChecks(ctx, t, { sampleSize, profile });
     results.push(...found);
     if (found.some((r) => r.aborted)) break;
+  }
+  if (layer === "silver" && options.silverResults && doChecks) {
+    results.push(...await quarantineBudget(ctx, options.silverResults));
   }
   observeCheckResults(ctx, results);
   const durationMs = performance.now() - started;
@@ -156,6 +171,136 @@ export async function auditLayer(
     });
   }
   return { layer, results, profiles, durationMs };
+}
+
+/**
+ * One grouped quarantine reason of a run.
+ *
+ * @example
+ * ```ts ignore
+ * const r: QuarantineReason = { reason: 'column "d": cannot cast … to DATE', rows: 40, example: "01/02/2026" };
+ * ```
+ */
+export interface QuarantineReason {
+  /** The reason with the refused value left out, e.g. `column "d": cannot cast … to DATE`. */
+  reason: string;
+  /** Rows refused for it. */
+  rows: number;
+  /** One refused value, for cast failures. */
+  example: string | null;
+}
+
+/**
+ * The most frequent quarantine reasons of this run's rows in
+ * `silver.<table>__quarantine`, the refused value left out so that one
+ * systematic mistake is one line.
+ *
+ * @example
+ * ```ts ignore
+ * const [top] = await topQuarantineReasons(ctx, "orders");
+ * // { reason: 'column "order_date": cannot cast … to DATE', rows: 3201, example: "01/02/2026" }
+ * ```
+ */
+export async function topQuarantineReasons(
+  ctx: RunContext,
+  table: string,
+  options: { limit?: number } = {},
+): Promise<QuarantineReason[]> {
+  const rows = await ctx.db.all<QuarantineReason & Record<string, unknown>>(
+    `WITH parts AS (
+       SELECT unnest(string_split(_reason, '; ')) AS part
+       FROM ${qualified("silver", `${table}__quarantine`)} WHERE _run_id = $run_id
+     )
+     SELECT regexp_replace(part, '^(column "[^"]*": cannot cast ).*( to [^ ]+)$', '\\1…\\2')
+         AS reason,
+       count(*) AS rows,
+       any_value(regexp_extract(part, '^column "[^"]*": cannot cast (.*) to [^ ]+$', 1))
+         AS example
+     FROM parts GROUP BY 1 ORDER BY rows DESC, reason LIMIT ${options.limit ?? 3}`,
+    { run_id: ctx.runId },
+  );
+  return rows.map((r) => ({
+    reason: r.reason,
+    rows: Number(r.rows),
+    example: r.example === "" ? null : r.example,
+  }));
+}
+
+const fmt = (n: number) => n.toLocaleString("en-US");
+
+/**
+ * Whether `quarantined` of `rowsIn` rows exceeds a `max_quarantine` budget
+ * (a row count, or a percentage text such as `"5%"`).
+ *
+ * @example
+ * ```ts
+ * import { overQuarantineBudget } from "./gate.ts";
+ * overQuarantineBudget("10%", { quarantined: 3201, rowsIn: 3201 }); // true
+ * overQuarantineBudget(25, { quarantined: 3, rowsIn: 50 }); // false
+ * ```
+ */
+export function overQuarantineBudget(
+  budget: number | string,
+  counts: { quarantined: number; rowsIn: number },
+): boolean {
+  const q = counts.quarantined;
+  return typeof budget === "number"
+    ? q > budget
+    : q * 100 > Number(budget.replace("%", "").trim()) * counts.rowsIn;
+}
+
+/**
+ * The quarantine budget of each silver table this run wrote, as check
+ * results (type `quarantine_budget`, check `max_quarantine`): more
+ * quarantined rows than the table's `max_quarantine` (default `10%` of its
+ * rows in) is an error-level failure that stops the publish; quarantined
+ * rows within the budget are a warning; a table that quarantined nothing
+ * gets no result. Each result names the top reasons with their counts.
+ *
+ * @example
+ * ```ts ignore
+ * const results = await quarantineBudget(ctx, silverStage.tables);
+ * ```
+ */
+export async function quarantineBudget(
+  ctx: RunContext,
+  tables: readonly TableResult[],
+): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  for (const tr of tables) {
+    const config = ctx.config.silver[tr.table];
+    if (!config || tr.quarantined === 0) continue;
+    const budget = config.max_quarantine ?? "10%";
+    const q = tr.quarantined;
+    const over = overQuarantineBudget(budget, { quarantined: q, rowsIn: tr.rowsIn });
+    const pct = (100 * q / tr.rowsIn).toFixed(q === tr.rowsIn ? 0 : 2);
+    let message = `${fmt(q)} of ${fmt(tr.rowsIn)} rows (${pct}%) quarantined` +
+      (over ? `, more than max_quarantine ${budget}` : `, within max_quarantine ${budget}`);
+    const reasons = await topQuarantineReasons(ctx, tr.table);
+    message += `; top reasons: ${
+      reasons.map((r) =>
+        `${r.reason} (${fmt(r.rows)} rows${
+          r.example === null ? "" : `, e.g. ${JSON.stringify(r.example)}`
+        })`
+      ).join("; ")
+    }`;
+    out.push({
+      layer: "silver",
+      table: tr.table,
+      check: "max_quarantine",
+      type: "quarantine_budget",
+      severity: over ? "error" : "warn",
+      column: null,
+      status: "fail",
+      failingRows: q,
+      totalRows: tr.rowsIn,
+      threshold: String(budget),
+      message,
+      samples: [],
+      checkedAt: ctx.clock.now(),
+    });
+  }
+  return out;
 }
 
 /**

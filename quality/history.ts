@@ -15,13 +15,13 @@
  * @module
  */
 import { join } from "node:path";
-import type { QualityConfig } from "../core/config_quality.ts";
+import type { QualityConfig } from "../core/config/mod.ts";
 import { ensureDlqTable } from "../core/dlq.ts";
 import type { Engine } from "../core/engine.ts";
 import { literal, literalList, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger } from "../observability/ledger.ts";
-import type { CheckResult } from "./checks.ts";
+import type { CheckResult } from "./types.ts";
 import type { TableProfile } from "./profile.ts";
 
 /**

@@ -6,9 +6,10 @@
  */
 import { join, resolve } from "node:path";
 import type { Clock } from "../core/clock.ts";
-import { loadConfig } from "../core/config.ts";
-import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
-import { openRun, type PipelineRunSummary, runPipeline } from "../stages/pipeline.ts";
+import { loadConfig } from "../core/config/mod.ts";
+import { ECOMMERCE_PIPELINE_YAML } from "./example_pipeline.ts";
+import { withRun } from "../runtime/with_run.ts";
+import { type PipelineRunSummary, runPipeline } from "../stages/pipeline.ts";
 import { generateDemoData, type GenerateSummary } from "./generate.ts";
 
 /** Options of {@linkcode runDemo}. */
@@ -47,11 +48,10 @@ export async function runDemo(
   const configFile = join(abs, "pipeline.yaml");
   await Deno.writeTextFile(configFile, ECOMMERCE_PIPELINE_YAML);
   const config = await loadConfig(configFile);
-  const ctx = await openRun(config, { trigger: "demo", clock: options.clock });
-  try {
-    const summary = await runPipeline(ctx, { command: "run" });
-    return { generated, summary, configFile };
-  } finally {
-    ctx.db.close();
-  }
+  const summary = await withRun(
+    config,
+    { kind: "demo", clock: options.clock },
+    (ctx) => runPipeline(ctx, { command: "run" }),
+  );
+  return { generated, summary, configFile };
 }

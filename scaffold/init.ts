@@ -1,11 +1,14 @@
 /**
  * `sluice init`: scaffolds a new pipeline project with a commented starter
- * config, a landing folder and a `.gitignore` for the lake. The template is
- * embedded here, so a compiled binary needs no file reads.
+ * config, its JSON Schema (for editor completion and checking), a landing
+ * folder and a `.gitignore` for the lake. The template is embedded here, and
+ * the schema generated from the loader's zod schema, so a compiled binary
+ * needs no file reads.
  *
  * @module
  */
 import { basename, join, resolve } from "node:path";
+import { pipelineJsonSchemaText } from "../core/config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { isIdentifier } from "../core/quote.ts";
 
@@ -24,7 +27,19 @@ export interface InitOptions {
 }
 
 /**
+ * Name of the JSON Schema file `sluice init` writes beside `pipeline.yaml`.
+ *
+ * @example
+ * ```ts
+ * import { SCHEMA_FILE } from "./init.ts";
+ * SCHEMA_FILE; // "pipeline.schema.json"
+ * ```
+ */
+export const SCHEMA_FILE = "pipeline.schema.json";
+
+/**
  * The starter `pipeline.yaml`, with `{{name}}` standing for the pipeline name.
+ * Its first line points the YAML language server at {@linkcode SCHEMA_FILE}.
  *
  * @example
  * ```ts
@@ -32,7 +47,12 @@ export interface InitOptions {
  * console.log(STARTER_TEMPLATE.includes("pipeline: {{name}}")); // true
  * ```
  */
-export const STARTER_TEMPLATE: string = `# Sluice pipeline "{{name}}".
+export const STARTER_TEMPLATE: string = `# yaml-language-server: $schema=./${SCHEMA_FILE}
+# Sluice pipeline "{{name}}".
+#
+# The line above lets editors with the YAML language server complete and check
+# keys against ${SCHEMA_FILE}; after upgrading Sluice, refresh it with
+# \`sluice schema > ${SCHEMA_FILE}\`.
 #
 # Put CSV files with this header into landing/events/:
 #
@@ -135,8 +155,10 @@ async function writeNew(path: string, text: string): Promise<boolean> {
 /**
  * Scaffolds a pipeline project in `dir` (created if missing):
  * `pipeline.yaml` (a commented starter config with one CSV source, one
- * silver table, one gold model and its output), `landing/events/.gitkeep`
- * and a `.gitignore` that ignores `lake/` (appended to an existing one).
+ * silver table, one gold model and its output), `pipeline.schema.json` (the
+ * config's JSON Schema, which the config's first line names; rewritten when
+ * present), `landing/events/.gitkeep` and a `.gitignore` that ignores `lake/`
+ * (appended to an existing one).
  * Refuses, with {@linkcode UsageError}, when `dir/pipeline.yaml` exists.
  * Returns the absolute paths it created or changed.
  *
@@ -156,6 +178,10 @@ export async function initProject(dir: string, options: InitOptions = {}): Promi
     throw new UsageError(`Cannot init "${dir}": pipeline.yaml already exists`);
   }
   const written = [configPath];
+
+  const schemaPath = join(root, SCHEMA_FILE);
+  await Deno.writeTextFile(schemaPath, pipelineJsonSchemaText());
+  written.push(schemaPath);
 
   const landing = join(root, "landing", "events");
   await Deno.mkdir(landing, { recursive: true });

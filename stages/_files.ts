@@ -1,107 +1,79 @@
 /**
- * File discovery and fingerprinting for extract: glob matching, stat, and a
- * streamed SHA-256 of file contents.
+ * File fingerprinting for extract: stat, sniffing and a streamed SHA-256 of
+ * file contents. Listing and globs live in `core/files.ts` (streaming uses
+ * them too) and are re-exported here.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { join, relative, sep } from "node:path";
+import { relative, sep } from "node:path";
 import { SourceError } from "../core/errors.ts";
 
-/**
- * A file's identity: where it is, how big, when changed, what it holds.
- *
- * @example
- * ```ts
- * import type { FileFingerprint } from "./_files.ts";
- * const file: FileFingerprint = {
- *   path: "/srv/landing/orders_2026-01-01.csv",
- *   size: 1024,
- *   mtimeMs: Date.UTC(2026, 0, 1),
- *   sha256: "", // filled in once hashed
- * };
- * ```
- */
-export interface FileFingerprint {
-  /** Absolute path. */
-  path: string;
-  /** Size in bytes. */
-  size: number;
-  /** Modification time, ms since epoch. */
-  mtimeMs: number;
-  /** SHA-256 of the content, hex; empty until hashed. */
-  sha256: string;
-  /**
-   * The SHA-256 being computed in the background (new files are hashed while
-   * bronze lands them); {@linkcode fileSha256} waits for it.
-   */
-  hashing?: Promise<string>;
+export { type FileFingerprint, globToRegExp, listFiles } from "../core/files.ts";
+import type { FileFingerprint } from "../core/files.ts";
+
+/** The path of `file` relative to `dir`, with `/` separators. */
+export function relativePath(dir: string, file: string): string {
+  return relative(dir, file).split(sep).join("/");
 }
 
-/** Turns a glob (`*`, `?`, `**`, `[abc]`, `{a,b}`) into an anchored RegExp. */
-export function globToRegExp(glob: string): RegExp {
-  let re = "";
-  let i = 0;
-  let inGroup = false;
-  while (i < glob.length) {
-    const c = glob[i];
-    if (c === "*") {
-      if (glob[i + 1] === "*") {
-        const slash = glob[i + 2] === "/";
-        re += slash ? "(?:.*/)?" : ".*";
-        i += slash ? 3 : 2;
-        continue;
-      }
-      re += "[^/]*";
-    } else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = glob.indexOf("]", i);
-      if (end < 0) re += "\\[";
-      else {
-        re += `[${glob.slice(i + 1, end).replace(/^!/, "^").replaceAll("\\", "\\\\")}]`;
-        i = end;
-      }
-    } else if (c === "{") {
-      inGroup = true;
-      re += "(?:";
-    } else if (c === "}" && inGroup) {
-      inGroup = false;
-      re += ")";
-    } else if (c === "," && inGroup) re += "|";
-    else re += c.replace(/[.+^$()|\\/]/g, "\\$&");
-    i++;
-  }
-  return new RegExp(`^${re}$`);
-}
-
-async function* walk(dir: string, recursive: boolean): AsyncGenerator<string> {
-  for await (const entry of Deno.readDir(dir)) {
-    const full = join(dir, entry.name);
-    if (entry.isDirectory && recursive) yield* walk(full, recursive);
-    else if (entry.isFile) yield full;
-  }
-}
-
-/**
- * Lists the files under `dir` whose path relative to `dir` matches `glob`,
- * sorted by path. Hidden files (starting with `.`) are skipped.
- */
-export async function listFiles(dir: string, glob: string): Promise<string[]> {
-  const re = globToRegExp(glob);
-  const recursive = glob.includes("/") || glob.includes("**");
-  const out: string[] = [];
-  for await (const file of walk(dir, recursive)) {
-    const rel = relative(dir, file).split(sep).join("/");
-    if (rel.split("/").some((p) => p.startsWith("."))) continue;
-    if (re.test(rel)) out.push(file);
-  }
-  return out.sort();
-}
-
-/** Stats a file (size and mtime) without hashing it. */
-export async function statFile(path: string): Promise<FileFingerprint> {
+/** Stats a file (size and mtime) without hashing it; `root` sets its `rel`. */
+export async function statFile(
+  path: string,
+  options: { root?: string } = {},
+): Promise<FileFingerprint> {
   const info = await Deno.stat(path);
-  return { path, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, sha256: "" };
+  const rel = options.root === undefined ? path : relativePath(options.root, path);
+  return { path, rel, size: info.size, mtimeMs: info.mtime?.getTime() ?? 0, sha256: "" };
+}
+
+/** What a file's first and last bytes say it is. */
+export type FileKind = "gzip" | "parquet" | "zstd" | "json_array" | "text" | "empty";
+
+/**
+ * Looks at a file's first bytes (and last four, for Parquet's footer
+ * magic) to tell gzip, zstd, Parquet and a JSON array from text, so a file
+ * of the wrong kind fails with one clear line instead of a reader error.
+ * `parquetFooter` is false when a file starting with `PAR1` lacks the
+ * footer (truncated).
+ */
+export async function sniffFile(
+  path: string,
+): Promise<{ kind: FileKind; parquetFooter: boolean }> {
+  using file = await Deno.open(path, { read: true });
+  const size = (await file.stat()).size;
+  const head = new Uint8Array(Math.min(size, 4096));
+  let got = 0;
+  while (got < head.length) {
+    const n = await file.read(head.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  if (got === 0) return { kind: "empty", parquetFooter: false };
+  const b = head.subarray(0, got);
+  if (b[0] === 0x1f && b[1] === 0x8b) return { kind: "gzip", parquetFooter: false };
+  if (b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
+    return { kind: "zstd", parquetFooter: false };
+  }
+  if (b[0] === 0x50 && b[1] === 0x41 && b[2] === 0x52 && b[3] === 0x31) {
+    let footer = false;
+    if (size >= 12) {
+      const tail = new Uint8Array(4);
+      await file.seek(size - 4, Deno.SeekMode.Start);
+      let t = 0;
+      while (t < 4) {
+        const n = await file.read(tail.subarray(t));
+        if (n === null) break;
+        t += n;
+      }
+      footer = t === 4 && new TextDecoder().decode(tail) === "PAR1";
+    }
+    return { kind: "parquet", parquetFooter: footer };
+  }
+  let i = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+  while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++;
+  if (b[i] === 0x5b) return { kind: "json_array", parquetFooter: false };
+  return { kind: "text", parquetFooter: false };
 }
 
 /** Files up to this size are read whole and hashed in one native call. */

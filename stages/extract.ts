@@ -9,10 +9,21 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import type { SourceConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { SourceError } from "../core/errors.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
-import { type FileFingerprint, hashFile, hashInBackground, listFiles, statFile } from "./_files.ts";
+import { qualified } from "../core/quote.ts";
+import { tableColumns } from "./_catalog.ts";
+import { settleFiles } from "./_settle.ts";
+import {
+  type FileFingerprint,
+  hashFile,
+  hashInBackground,
+  listFiles,
+  relativePath,
+  statFile,
+} from "./_files.ts";
 
 /** What bronze must do for one source. */
 export interface SourcePlan {
@@ -56,6 +67,7 @@ interface ManifestRow extends Record<string, unknown> {
   size: number;
   mtime_ms: number;
   sha256: string;
+  status: string;
 }
 
 /**
@@ -84,31 +96,7 @@ export async function extract(
   const result: StageResult = { stage: "extract", durationMs: 0, tables: [] };
   for (const [name, source] of Object.entries(ctx.config.sources)) {
     if (options.sources && !options.sources.includes(name)) continue;
-    let files: string[];
-    try {
-      files = await listFiles(source.path, source.glob);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new SourceError(
-          `Cannot read source "${name}": folder ${source.path} does not exist`,
-          {
-            cause: e,
-            context: { source: name, path: source.path },
-          },
-        );
-      }
-      throw new SourceError(`Cannot read source "${name}": ${(e as Error).message}`, { cause: e });
-    }
-    const known = new Map<string, ManifestRow>();
-    for (
-      const row of await ctx.db.all<ManifestRow>(
-        `SELECT path, size, mtime_ms, sha256 FROM _sluice.files
-         WHERE source = $source AND status <> 'superseded'
-         QUALIFY row_number() OVER (PARTITION BY path ORDER BY ingested_at DESC) = 1`,
-        { source: name },
-      )
-    ) known.set(row.path, row);
-
+    const { files, known } = await scanSource(ctx, name, source);
     const sp: SourcePlan = {
       source: name,
       newFiles: [],
@@ -118,16 +106,16 @@ export async function extract(
       ignored: [],
     };
     for (const path of files) {
-      const fp = await statFile(path);
-      const prev = known.get(path);
+      const fp = await statFile(path, { root: source.path });
+      const prev = known.get(fp.rel!);
       if (prev && prev.size === fp.size && prev.mtime_ms === fp.mtimeMs) {
         sp.unchanged++;
         continue;
       }
       if (fp.size === 0) {
         if (source.on_empty === "fail") {
-          throw new SourceError(`Cannot load source "${name}": file ${path} is empty`, {
-            context: { source: name, file: path },
+          throw new SourceError(`Cannot load source "${name}": file ${fp.rel} is empty`, {
+            context: { source: name, file: fp.rel },
           });
         }
         fp.sha256 = await hashFile(path);
@@ -146,11 +134,22 @@ export async function extract(
         sp.unchanged++; // touched but identical content
         continue;
       }
+      if (prev.status === "retracted") {
+        // A retracted file sent again with other content is a new version: it
+        // lands whatever on_change says (its earlier rows are gone already).
+        log.info("retracted file is back with new content, landing it", {
+          event: "file_returned",
+          source: name,
+          file: fp.rel,
+        });
+        sp.reingest.push(fp);
+        continue;
+      }
       if (source.on_change === "fail") {
         throw new SourceError(
-          `Cannot load source "${name}": file ${path} changed since it was ingested ` +
-            `(size ${prev.size} -> ${fp.size}); set on_change: reingest or ignore`,
-          { context: { source: name, file: path } },
+          `Cannot load source "${name}": file ${fp.rel} changed since it was ingested ` +
+            `(${changeDetail(prev, fp)}); set on_change: reingest or ignore`,
+          { context: { source: name, file: fp.rel } },
         );
       }
       if (source.on_change === "ignore") {
@@ -199,6 +198,146 @@ export async function extract(
       unchanged: sp.unchanged,
     });
   }
+  // Files still being written are waited for (run.retries), then landed whole (one look for all).
+  const moved = await settleFiles(
+    ctx,
+    plan.sources.flatMap((sp) => [...sp.newFiles, ...sp.reingest]),
+    log,
+  );
+  for (const fp of moved) {
+    if (fp.sha256 === "") fp.hashing = hashFile(fp.path); // a new file: hash what settled
+    else fp.sha256 = await hashFile(fp.path);
+  }
   result.durationMs = performance.now() - started;
   return { plan, result };
+}
+
+/**
+ * Lists a source's files and reads its manifest rows (latest per path, not
+ * superseded), after migrating old absolute paths. Fails on a missing folder,
+ * and on a first run whose glob matches nothing (most often a wrong glob).
+ */
+async function scanSource(
+  ctx: RunContext,
+  name: string,
+  source: SourceConfig,
+): Promise<{ files: string[]; known: Map<string, ManifestRow> }> {
+  let files: string[];
+  try {
+    files = await listFiles(source.path, source.glob);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new SourceError(
+        `Cannot read source "${name}": folder ${source.path} does not exist`,
+        {
+          cause: e,
+          context: { source: name, path: source.path },
+        },
+      );
+    }
+    throw new SourceError(`Cannot read source "${name}": ${(e as Error).message}`, { cause: e });
+  }
+  await migrateAbsolutePaths(ctx, name, source.path, files);
+  const known = new Map<string, ManifestRow>();
+  for (
+    const row of await ctx.db.all<ManifestRow>(
+      `SELECT path, size, mtime_ms, sha256, status FROM _sluice.files
+       WHERE source = $source AND status <> 'superseded'
+       QUALIFY row_number() OVER (PARTITION BY path ORDER BY ingested_at DESC) = 1`,
+      { source: name },
+    )
+  ) known.set(row.path, row);
+
+  if (files.length === 0 && known.size === 0) {
+    const landedBefore = (await tableColumns(ctx.db, "bronze", name)).length > 0;
+    if (!landedBefore) {
+      throw new SourceError(
+        `Cannot load source "${name}": no file in ${source.path} matches ${
+          JSON.stringify(source.glob)
+        } and nothing was landed before`,
+        { context: { source: name, path: source.path, glob: source.glob } },
+      );
+    }
+  }
+  return { files, known };
+}
+
+/** What changed in a file: `content hash differs; size 966 → 966; mtime … → …`. */
+function changeDetail(prev: ManifestRow, fp: FileFingerprint): string {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return [
+    "content hash differs",
+    `size ${prev.size} → ${fp.size}`,
+    ...(prev.mtime_ms !== fp.mtimeMs ? [`mtime ${iso(prev.mtime_ms)} → ${iso(fp.mtimeMs)}`] : []),
+  ].join("; ");
+}
+
+/**
+ * Rewrites manifest paths (and bronze `_source_file` values) that earlier
+ * versions stored as absolute paths into paths relative to the source
+ * folder. A path under the current folder maps directly; a path under
+ * another folder (the project was moved before this migration) maps when it
+ * ends with the relative path of a file found now, which tells the old
+ * folder. Cheap when there is nothing to do: one read of the manifest.
+ */
+async function migrateAbsolutePaths(
+  ctx: RunContext,
+  name: string,
+  dir: string,
+  files: readonly string[],
+): Promise<void> {
+  const rows = await ctx.db.all<{ path: string }>(
+    `SELECT DISTINCT path FROM _sluice.files WHERE source = $source AND starts_with(path, '/')`,
+    { source: name },
+  );
+  if (rows.length === 0) return;
+  const prefixes = new Set<string>([dir.endsWith("/") ? dir : `${dir}/`]);
+  const rels = files.map((f) => relativePath(dir, f));
+  for (const { path } of rows) {
+    if ([...prefixes].some((p) => path.startsWith(p))) continue;
+    const rel = rels.find((r) => path.endsWith(`/${r}`));
+    if (rel) prefixes.add(path.slice(0, path.length - rel.length));
+  }
+  const bronzeExists = (await tableColumns(ctx.db, "bronze", name)).length > 0;
+  await ctx.db.transaction(async () => {
+    for (const prefix of prefixes) {
+      const params = { source: name, prefix, n: prefix.length + 1 };
+      const moved = await ctx.db.run(
+        `UPDATE _sluice.files SET path = substr(path, $n)
+         WHERE source = $source AND starts_with(path, $prefix)`,
+        params,
+      );
+      if (moved > 0 && bronzeExists) {
+        await ctx.db.run(
+          `UPDATE ${qualified("bronze", name)} SET _source_file = substr(_source_file, $n)
+           WHERE starts_with(_source_file, $prefix)`,
+          { prefix, n: prefix.length + 1 },
+        );
+      }
+      // Silver rows and quarantine rows that carry the file they came from.
+      const derived = Object.entries(ctx.config.silver)
+        .filter(([, t]) => t.from === name)
+        .flatMap(([t]) => [t, `${t}__quarantine`]);
+      for (const t of moved > 0 ? derived : []) {
+        const cols = await tableColumns(ctx.db, "silver", t);
+        if (!cols.some((c) => c.name === "_source_file")) continue;
+        await ctx.db.run(
+          `UPDATE ${qualified("silver", t)} SET _source_file = substr(_source_file, $n)
+           WHERE starts_with(_source_file, $prefix)`,
+          { prefix, n: prefix.length + 1 },
+        );
+      }
+      if (moved > 0) {
+        getLogger(["sluice", "extract"]).info("manifest paths made relative", {
+          run_id: ctx.runId,
+          pipeline: ctx.config.pipeline,
+          stage: "extract",
+          event: "manifest_migrated",
+          source: name,
+          prefix,
+          files: moved,
+        });
+      }
+    }
+  });
 }

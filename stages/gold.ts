@@ -7,11 +7,12 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { GoldModelConfig, PipelineConfig } from "../core/config_schema.ts";
+import type { GoldModelConfig, PipelineConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { ConfigError, type ConfigProblem, EngineError, SandboxError } from "../core/errors.ts";
 import { literal, qualified } from "../core/quote.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
+import { checkSql, guardSql, sqlPosition } from "../core/sql_guard.ts";
 
 /** A table a model reads. */
 export interface TableRef {
@@ -130,6 +131,15 @@ export async function resolveGold(
       broken.add(name);
       continue;
     }
+    const unsafe = await checkSql(db, model.sql);
+    if (unsafe.length > 0) {
+      for (const p of unsafe) {
+        const at = p.offset === undefined ? "" : ` (SQL ${sqlPosition(model.sql, p.offset)})`;
+        problems.push(problem(config, name, `refused: the SQL ${p.message}${at}`));
+      }
+      broken.add(name);
+      continue;
+    }
     const planned: PlannedModel = { name, model, dependsOn: [], reads: [] };
     for (const ref of refs) {
       const schema = ref.schema.toLowerCase();
@@ -205,6 +215,11 @@ export async function gold(
   });
   const started = performance.now();
   const result: StageResult = { stage: "gold", durationMs: 0, tables: [] };
+  // The run-time layer of the SQL guard: a model that reads files, changes
+  // settings or holds a second statement never runs (validate refuses it too).
+  for (const [name, model] of Object.entries(ctx.config.gold)) {
+    await guardSql(ctx.db, model.sql, { what: `gold model "${name}"` });
+  }
   for (const m of await planGold(ctx.db, ctx.config)) {
     if (options.models && !options.models.includes(m.name)) continue;
     const t0 = performance.now();

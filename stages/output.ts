@@ -8,14 +8,35 @@
  * one, never a half-written folder; a run that fails while writing removes
  * its new versions and leaves every published link untouched.
  *
+ * Incremental: each version folder holds a manifest (`_sluice_output.json`)
+ * with every partition's row count and content fingerprint. A partition
+ * whose fingerprint equals the published version's is not written again:
+ * its files are hard links to the published ones (Parquet files are never
+ * changed in place, so a link is as good as a copy, and pruning an old
+ * version only drops one of its names). Only changed and new partitions are
+ * written; a partition that disappeared is simply not in the new version.
+ *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
-import { join } from "node:path";
+import { getLogger, type Logger } from "@logtape/logtape";
+import { dirname, join, relative, sep } from "node:path";
+import { crashPoint } from "../core/crash_seam.ts";
 import { pathExists } from "../core/fs.ts";
 import { ConfigError, ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified } from "../core/quote.ts";
-import type { RunContext, StageResult } from "../core/run_context.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
+import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
+import {
+  columnsOf,
+  type Fingerprint,
+  fingerprints,
+  keyText,
+  type PartitionEntry,
+  partitionFilter,
+  readManifest,
+  sameRows,
+  writeManifest,
+} from "./_output_manifest.ts";
 
 function schemaOf(ctx: RunContext, table: string): "gold" | "silver" {
   if (ctx.config.gold[table]) return "gold";
@@ -49,96 +70,48 @@ export async function output(
   const started = performance.now();
   const result: StageResult = { stage: "output", durationMs: 0, tables: [] };
   const out = ctx.config.output;
-  const written: { name: string; link: string; versionsDir: string; versionDir: string }[] = [];
+  const written: Written[] = [];
   try {
     for (const [name, settings] of Object.entries(out.tables)) {
       if (options.tables && !options.tables.includes(name)) continue;
-      const schema = schemaOf(ctx, name);
-      const source = qualified(schema, name);
-      const link = join(out.path, name);
-      if (await pathExists(link) && !(await Deno.lstat(link)).isSymlink) {
-        throw new ConfigError([{
-          file: ctx.config.file,
-          line: 0,
-          col: 0,
-          path: `output.tables.${name}`,
-          message: `${link} exists and is not a Sluice-published link; move it away`,
-        }]);
-      }
-      const versionsDir = join(out.path, ".versions", name);
-      const versionDir = join(versionsDir, ctx.runId);
-      await Deno.mkdir(versionsDir, { recursive: true });
-      if (await pathExists(versionDir)) await Deno.remove(versionDir, { recursive: true });
-      written.push({ name, link, versionsDir, versionDir });
-      const rows = (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${source}`))?.n ??
-        0;
-      const parts = settings.partition_by ?? [];
-      const maxRows = settings.max_rows_per_file;
-      const opts = ["FORMAT parquet", "COMPRESSION zstd"];
-      if (parts.length > 0) {
-        opts.push(`PARTITION_BY (${identList(parts)})`);
-        if (maxRows) opts.push(`ROW_GROUP_SIZE ${maxRows}`, "ROW_GROUPS_PER_FILE 1");
-        await ctx.db.run(`COPY ${source} TO ${literal(versionDir)} (${opts.join(", ")})`);
-      } else if (maxRows && rows > maxRows) {
-        // Exact cap: number the rows once, then write one file per slice.
-        const numbered = ident(`_out_${name}`);
-        await ctx.db.run(
-          `CREATE OR REPLACE TEMP TABLE ${numbered} AS
-           SELECT *, (row_number() OVER () - 1) // ${maxRows} AS __file FROM ${source}`,
-        );
-        await Deno.mkdir(versionDir, { recursive: true });
-        const files = Math.ceil(rows / maxRows);
-        for (let i = 0; i < files; i++) {
-          const file = join(versionDir, `part-${String(i).padStart(5, "0")}.parquet`);
-          await ctx.db.run(
-            `COPY (SELECT * EXCLUDE (__file) FROM ${numbered} WHERE __file = ${i})
-             TO ${literal(file)} (${opts.join(", ")})`,
-          );
-        }
-        await ctx.db.run(`DROP TABLE ${numbered}`);
-      } else {
-        await Deno.mkdir(versionDir, { recursive: true });
-        await ctx.db.run(
-          `COPY ${source} TO ${literal(join(versionDir, "part-00000.parquet"))} (${
-            opts.join(", ")
-          })`,
-        );
-      }
-      const glob = parts.length > 0
-        ? join(versionDir, "**", "*.parquet")
-        : join(versionDir, "*.parquet");
-      const got = (await ctx.db.one<{ n: number; files: number }>(
-        `SELECT coalesce(sum(num_rows), 0)::BIGINT AS n, count(*) AS files
-         FROM parquet_file_metadata(${literal(glob)})`,
-      )) ?? { n: 0, files: 0 };
-      if (got.n !== rows) {
-        throw new ConservationError(
-          `Rows do not add up in output "${name}": table has ${rows}, Parquet files hold ${got.n}`,
-          { context: { table: name, rows, written: got.n } },
-        );
-      }
-      result.tables.push({
-        layer: "output",
-        table: name,
-        rowsIn: rows,
-        passed: got.n,
-        quarantined: 0,
-        duplicates: 0,
-        details: { path: link, version: versionDir, files: got.files },
-      });
+      result.tables.push(await writeTableVersion(ctx, name, { settings, written, log }));
     }
   } catch (e) {
     // Nothing was published: remove this run's new versions, keep the links.
     for (const w of written) await Deno.remove(w.versionDir, { recursive: true }).catch(() => {});
     throw e;
   }
+  await publishVersions(ctx, written, { tables: result.tables, log });
+  for (const w of written) await pruneVersions(w.versionsDir, ctx.runId, out.keep_versions);
+  result.durationMs = performance.now() - started;
+  result.skipped = result.tables.length === 0;
+  return result;
+}
+
+/** Swaps each table's published link to its new version, atomically, once all are verified. */
+async function publishVersions(
+  ctx: RunContext,
+  written: readonly Written[],
+  options: { tables: readonly TableResult[]; log: Logger },
+): Promise<void> {
+  const { tables, log } = options;
+  const dir = ctx.config.output.path;
+  crashPoint("output_written");
+  // Temporary links of a run killed between its symlink and its rename.
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isSymlink && e.name.startsWith(".") && e.name.endsWith(".tmp")) {
+      await Deno.remove(join(dir, e.name)).catch(() => {});
+    }
+  }
   // Publish: every table is written and verified; swap each link atomically.
   for (const [i, w] of written.entries()) {
-    const tmpLink = join(out.path, `.${w.name}.${ctx.runId}.tmp`);
+    const tmpLink = join(dir, `.${w.name}.${ctx.runId}.tmp`);
     if (await pathExists(tmpLink)) await Deno.remove(tmpLink);
     await Deno.symlink(join(".versions", w.name, ctx.runId), tmpLink);
+    crashPoint("output_linking");
     await Deno.rename(tmpLink, w.link);
-    const t = result.tables[i];
+    crashPoint("output_swapping");
+    const t = tables[i];
     log.info("table published", {
       event: "table_published",
       table: w.name,
@@ -147,10 +120,109 @@ export async function output(
       path: w.link,
     });
   }
-  for (const w of written) await pruneVersions(w.versionsDir, ctx.runId, out.keep_versions);
-  result.durationMs = performance.now() - started;
-  result.skipped = result.tables.length === 0;
-  return result;
+  crashPoint("output_published");
+}
+
+type Written = { name: string; link: string; versionsDir: string; versionDir: string };
+type OutputTableSettings = PipelineConfig["output"]["tables"][string];
+
+/**
+ * Writes and verifies one table's new version folder (published later, with
+ * the others); `written` gets the folder first, so a failure removes it.
+ */
+async function writeTableVersion(
+  ctx: RunContext,
+  name: string,
+  options: { settings: OutputTableSettings; written: Written[]; log: Logger },
+): Promise<TableResult> {
+  const { settings, written, log } = options;
+  const out = ctx.config.output;
+  const schema = schemaOf(ctx, name);
+  const source = qualified(schema, name);
+  const link = join(out.path, name);
+  if (await pathExists(link) && !(await Deno.lstat(link)).isSymlink) {
+    throw new ConfigError([{
+      file: ctx.config.file,
+      line: 0,
+      col: 0,
+      path: `output.tables.${name}`,
+      message: `${link} exists and is not a Sluice-published link; move it away`,
+    }]);
+  }
+  const versionsDir = join(out.path, ".versions", name);
+  const versionDir = join(versionsDir, ctx.runId);
+  await Deno.mkdir(versionsDir, { recursive: true });
+  if (await pathExists(versionDir)) await Deno.remove(versionDir, { recursive: true });
+  written.push({ name, link, versionsDir, versionDir });
+  const parts = settings.partition_by ?? [];
+  const maxRows = settings.max_rows_per_file ?? null;
+  const plan = await planVersion(ctx, { schema, name, link, versionsDir, parts, maxRows });
+  const rows = plan.fingerprints.reduce((n, f) => n + f.rows, 0);
+  await Deno.mkdir(versionDir, { recursive: true });
+  let entries = await writeChanged(ctx, { source, versionDir, parts, maxRows, rows, plan });
+  if (entries === undefined) {
+    // The folders DuckDB wrote did not match the partition keys: write it all again.
+    log.warn("partition folders did not match their keys, writing the whole table", {
+      event: "output_full_write",
+      table: name,
+    });
+    await Deno.remove(versionDir, { recursive: true });
+    await Deno.mkdir(versionDir, { recursive: true });
+    plan.reuse = [];
+    plan.changed = plan.fingerprints;
+    await writeChanged(ctx, { source, versionDir, parts, maxRows, rows, plan });
+  }
+  for (const entry of plan.reuse) {
+    for (const file of entry.files) {
+      const target = join(versionDir, file);
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await Deno.link(join(plan.previousDir!, file), target);
+    }
+  }
+  if (entries !== undefined) {
+    entries = [...entries, ...plan.reuse];
+    await writeManifest(versionDir, {
+      format: 1,
+      run_id: ctx.runId,
+      duckdb: plan.duckdb,
+      columns: plan.columns,
+      partition_by: parts,
+      max_rows_per_file: maxRows,
+      rows,
+      partitions: entries,
+    });
+  }
+  const linked = plan.reuse.reduce((n, e) => n + e.files.length, 0);
+  const glob = parts.length > 0
+    ? join(versionDir, "**", "*.parquet")
+    : join(versionDir, "*.parquet");
+  const got = (await ctx.db.one<{ n: number; files: number }>(
+    `SELECT coalesce(sum(num_rows), 0)::BIGINT AS n, count(*) AS files
+       FROM parquet_file_metadata(${literal(glob)})`,
+  )) ?? { n: 0, files: 0 };
+  if (got.n !== rows) {
+    throw new ConservationError(
+      `Rows do not add up in output "${name}": table has ${rows}, Parquet files hold ${got.n}`,
+      { context: { table: name, rows, written: got.n } },
+    );
+  }
+  return {
+    layer: "output",
+    table: name,
+    rowsIn: rows,
+    passed: got.n,
+    quarantined: 0,
+    duplicates: 0,
+    details: {
+      path: link,
+      version: versionDir,
+      files: got.files,
+      files_written: got.files - linked,
+      files_linked: linked,
+      partitions_written: plan.fingerprints.length - plan.reuse.length,
+      partitions_linked: plan.reuse.length,
+    },
+  };
 }
 
 /** Keeps the current version plus the `keep` most recent earlier ones. */
@@ -165,4 +237,147 @@ async function pruneVersions(dir: string, current: string, keep: number): Promis
   for (const old of versions.slice(0, Math.max(0, versions.length - keep))) {
     await Deno.remove(join(dir, old.name), { recursive: true });
   }
+}
+
+/** What a table's new version reuses and what it writes. */
+interface VersionPlan {
+  /** Fingerprint of every partition of the table now. */
+  fingerprints: Fingerprint[];
+  /** Partitions linked from the published version (with its file names). */
+  reuse: PartitionEntry[];
+  /** Partitions to write. */
+  changed: Fingerprint[];
+  /** The published version folder, when one with a usable manifest exists. */
+  previousDir?: string;
+  /** DuckDB version. */
+  duckdb: string;
+  /** Column names and types. */
+  columns: string;
+}
+
+/**
+ * Fingerprints the table in one grouped scan and compares it with the
+ * published version's manifest: a partition is reused when its row count
+ * and fingerprint are equal, the columns, write settings and DuckDB version
+ * are the same, and its published files are all still there.
+ */
+async function planVersion(
+  ctx: RunContext,
+  t: {
+    schema: string;
+    name: string;
+    link: string;
+    versionsDir: string;
+    parts: string[];
+    maxRows: number | null;
+  },
+): Promise<VersionPlan> {
+  const duckdb = (await ctx.db.one<{ v: string }>(`SELECT version() AS v`))?.v ?? "";
+  const columns = await columnsOf(ctx.db, t.schema, t.name);
+  const fps = await fingerprints(ctx.db, t.schema, t.name, t.parts);
+  const plan: VersionPlan = { fingerprints: fps, reuse: [], changed: fps, duckdb, columns };
+  let previousDir: string;
+  try {
+    previousDir = join(t.versionsDir, (await Deno.readLink(t.link)).split(/[\\/]/).pop()!);
+  } catch {
+    return plan; // nothing published yet
+  }
+  if (previousDir === join(t.versionsDir, ctx.runId)) return plan;
+  const prev = await readManifest(previousDir);
+  if (
+    prev === undefined || prev.duckdb !== duckdb || prev.columns !== columns ||
+    keyText(prev.partition_by) !== keyText(t.parts) || prev.max_rows_per_file !== t.maxRows
+  ) return plan;
+  const before = new Map(prev.partitions.map((p) => [keyText(p.key), p]));
+  plan.changed = [];
+  for (const fp of fps) {
+    const old = before.get(keyText(fp.key));
+    if (old && sameRows(old, fp) && await allFilesThere(previousDir, old.files)) {
+      plan.reuse.push({ ...fp, files: old.files });
+    } else plan.changed.push(fp);
+  }
+  plan.previousDir = previousDir;
+  return plan;
+}
+
+async function allFilesThere(dir: string, files: readonly string[]): Promise<boolean> {
+  if (files.length === 0) return false;
+  for (const f of files) {
+    if (f.split("/").includes("..")) return false;
+    try {
+      if (!(await Deno.stat(join(dir, f))).isFile) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Writes the changed partitions of the table into the version folder (the
+ * whole table when nothing is reused) and returns their manifest entries;
+ * undefined when the folders DuckDB wrote do not match the partition keys.
+ */
+async function writeChanged(
+  ctx: RunContext,
+  w: {
+    source: string;
+    versionDir: string;
+    parts: string[];
+    maxRows: number | null;
+    rows: number;
+    plan: VersionPlan;
+  },
+): Promise<PartitionEntry[] | undefined> {
+  const { source, versionDir, parts, maxRows, rows, plan } = w;
+  const opts = ["FORMAT parquet", "COMPRESSION zstd"];
+  if (parts.length > 0) {
+    if (plan.changed.length === 0 && plan.reuse.length > 0) return [];
+    opts.push(`PARTITION_BY (${identList(parts)})`);
+    if (maxRows) opts.push(`ROW_GROUP_SIZE ${maxRows}`, "ROW_GROUPS_PER_FILE 1");
+    const from = plan.reuse.length > 0
+      ? `(SELECT * FROM ${source} WHERE ${partitionFilter(parts, plan.changed.map((c) => c.key))})`
+      : source;
+    const stats = await ctx.db.all<{ filename: string; partition_keys: unknown }>(
+      `COPY ${from} TO ${literal(versionDir)} (${opts.join(", ")}, RETURN_STATS)`,
+    );
+    const files = new Map(plan.changed.map((c) => [keyText(c.key), [] as string[]]));
+    for (const s of stats) {
+      const got = new Map(
+        (s.partition_keys as { key: string; value: string | null }[] ?? [])
+          .map((k) => [k.key, k.value ?? null]),
+      );
+      const list = files.get(keyText(parts.map((p) => got.get(p) ?? null)));
+      if (list === undefined) return undefined;
+      list.push(relative(versionDir, s.filename).split(sep).join("/"));
+    }
+    const entries = plan.changed.map((c) => ({ ...c, files: files.get(keyText(c.key))! }));
+    return entries.every((e) => e.files.length > 0) ? entries : undefined;
+  }
+  if (plan.changed.length === 0) return [];
+  const written: string[] = [];
+  if (maxRows && rows > maxRows) {
+    // Exact cap: number the rows once, then write one file per slice.
+    const numbered = ident("__sluice_out_numbered");
+    await ctx.db.run(
+      `CREATE OR REPLACE TEMP TABLE ${numbered} AS
+       SELECT *, (row_number() OVER () - 1) // ${maxRows} AS __file FROM ${source}`,
+    );
+    const count = Math.ceil(rows / maxRows);
+    for (let i = 0; i < count; i++) {
+      const file = `part-${String(i).padStart(5, "0")}.parquet`;
+      await ctx.db.run(
+        `COPY (SELECT * EXCLUDE (__file) FROM ${numbered} WHERE __file = ${i})
+         TO ${literal(join(versionDir, file))} (${opts.join(", ")})`,
+      );
+      written.push(file);
+    }
+    await ctx.db.run(`DROP TABLE ${numbered}`);
+  } else {
+    await ctx.db.run(
+      `COPY ${source} TO ${literal(join(versionDir, "part-00000.parquet"))} (${opts.join(", ")})`,
+    );
+    written.push("part-00000.parquet");
+  }
+  return plan.changed.map((c) => ({ ...c, files: written }));
 }

@@ -1,7 +1,7 @@
 /**
- * Opens a run (sandboxed database, logger, metrics, clock, run id) and runs
- * the stages in order: extract → bronze → silver → gold → output. Every run
- * is recorded in the ledger with its per-stage row accounting.
+ * Runs the stages of a batch run in order: extract → bronze → silver → gold
+ * → output, inside a run that `withRun` (`runtime/with_run.ts`) opened.
+ * Every run is recorded in the ledger with its per-stage row accounting.
  *
  * Write, audit, publish: bronze lands and is audited on its own (raw
  * landing is kept; an error-level bronze check stops the run before
@@ -14,15 +14,9 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
-import { Registry } from "prom-client";
-import { type Clock, systemClock } from "../core/clock.ts";
-import type { PipelineConfig } from "../core/config_schema.ts";
-import { streamingDirectories } from "../core/config_streaming.ts";
-import { openEngine } from "../core/engine.ts";
-import { errorMessage, QualityGateError, UsageError } from "../core/errors.ts";
-import { qualitySettings } from "../core/config_quality.ts";
-import { newRunId, RUN_ID_PATTERN } from "../core/run_id.ts";
+import { crashPoint } from "../core/crash_seam.ts";
+import { DiskFullError, errorMessage, QualityGateError, SourceError } from "../core/errors.ts";
+import { qualitySettings } from "../core/config/mod.ts";
 import type { RunContext, RunSummary, StageResult } from "../core/run_context.ts";
 import {
   observeRunFinished,
@@ -49,101 +43,71 @@ import {
 import { bronze } from "./bronze.ts";
 import { extract, type ExtractPlan } from "./extract.ts";
 import { gold } from "./gold.ts";
+import { checkMissingFiles } from "./landed_files.ts";
+import { retractMissing } from "./retract.ts";
 import { output } from "./output.ts";
 import { silver, type StagedSilverTable, stageSilver } from "./silver.ts";
+import { finishWal } from "./_wal.ts";
+import { runStatusOf } from "../runtime/with_run.ts";
 
 /** The stages of a batch run, in order. */
 export const STAGES = ["extract", "bronze", "silver", "gold", "output"] as const;
 /** One stage name. */
 export type StageName = (typeof STAGES)[number];
 
-/** Options of {@linkcode openRun}. */
-export interface OpenRunOptions {
-  /** Run id; default a new UUIDv7. */
-  runId?: string;
-  /** Time source; default the system clock. */
-  clock?: Clock;
-  /** What started the run (`cli`, `cron`, `test`). Default `cli`. */
-  trigger?: string;
-  /** Metrics registry; default a fresh one. */
-  metrics?: RunContext["metrics"];
-  /**
-   * WAL size at which DuckDB checkpoints by itself. Default `1GB`: a batch
-   * run checkpoints once, at its end ({@linkcode runPipeline}), rather than
-   * whenever 16 MiB of WAL piled up mid-run, which would write some tables
-   * twice. Pass `null` for DuckDB's default (the long-running stream does).
-   */
-  checkpointThreshold?: string | null;
-}
-
-/**
- * The folders the DuckDB sandbox allows: the lake, the output folder and
- * every source folder.
- *
- * @example
- * ```ts ignore
- * sandboxDirectories(config); // ["/data/lake", "/data/landing/orders"]
- * ```
- */
-export function sandboxDirectories(config: PipelineConfig): string[] {
-  const dirs = new Set([config.lake, config.output.path]);
-  for (const s of Object.values(config.sources)) dirs.add(s.path);
-  if (config.streaming) { for (const d of streamingDirectories(config.streaming)) dirs.add(d); }
-  return [...dirs];
-}
-
-/**
- * Opens the pipeline's database (creating the lake folders) and returns the
- * run context. Close it with `ctx.db.close()`.
- *
- * @example
- * ```ts ignore
- * const ctx = await openRun(config, { trigger: "cron" });
- * try { await runPipeline(ctx); } finally { ctx.db.close(); }
- * ```
- */
-export async function openRun(
-  config: PipelineConfig,
-  options: OpenRunOptions = {},
-): Promise<RunContext> {
-  const clock = options.clock ?? systemClock;
-  if (options.runId !== undefined && !RUN_ID_PATTERN.test(options.runId)) {
-    throw new UsageError(
-      `Cannot use run id ${JSON.stringify(options.runId)}: use 1 to 64 letters, digits, _ . -`,
-    );
-  }
-  const runId = options.runId ?? newRunId(clock);
-  await Deno.mkdir(config.lake, { recursive: true });
-  await Deno.mkdir(config.engine.temp_directory, { recursive: true });
-  await Deno.mkdir(config.output.path, { recursive: true });
-  const db = await openEngine(config.engine.database, {
-    allowedDirectories: sandboxDirectories(config),
-    threads: config.engine.threads,
-    memoryLimit: config.engine.memory_limit,
-    tempDirectory: config.engine.temp_directory,
-    schemas: ["bronze", "silver", "gold", "_sluice"],
-    searchPath: ["gold", "silver"],
-    ...(options.checkpointThreshold === null
-      ? {}
-      : { checkpointThreshold: options.checkpointThreshold ?? "1GB" }),
-  });
-  const logger = getLogger(["sluice"]).with({ run_id: runId, pipeline: config.pipeline });
-  return {
-    runId,
-    config,
-    db,
-    logger,
-    metrics: options.metrics ?? new Registry(),
-    clock,
-    startedAt: clock.now(),
-    trigger: options.trigger ?? "cli",
-  };
-}
-
 /** What a batch run did, with its data-quality results. */
 export interface PipelineRunSummary extends RunSummary {
   /** Every check result of the run (bronze, silver, gold), in order. */
   checks: CheckResult[];
+}
+
+/** What a run was doing when it failed: the first chosen stage that did not finish. */
+function failedStep(chosen: ReadonlySet<StageName>, summary: PipelineRunSummary): string {
+  const done = new Set(summary.stages.map((s) => s.stage));
+  const doing: Record<StageName, string> = {
+    extract: "listing the source files",
+    bronze: "landing bronze",
+    silver: "building silver",
+    gold: "building gold",
+    output: "publishing the output",
+  };
+  const stage = STAGES.find((s) => chosen.has(s) && !done.has(s));
+  return stage ? doing[stage] : "recording the run's end in the ledger";
+}
+
+/**
+ * A file extract listed that bronze could not open (moved or deleted in
+ * between, or its folder with it), as a {@linkcode SourceError} naming it.
+ * The source's landing transaction rolled back: nothing of it was landed.
+ */
+function vanishedFile(e: unknown, plan: ExtractPlan | undefined): SourceError | undefined {
+  const message = errorMessage(e);
+  if (
+    plan === undefined ||
+    !(e instanceof Deno.errors.NotFound ||
+      /No such file or directory|No files found/i.test(message))
+  ) return undefined;
+  for (const sp of plan.sources) {
+    for (const f of [...sp.newFiles, ...sp.reingest]) {
+      if (!message.includes(f.path)) continue;
+      return new SourceError(
+        `Cannot load source "${sp.source}": file ${f.path} was moved or deleted after extract ` +
+          `listed it; nothing of "${sp.source}" was landed by this run (put it back, or run ` +
+          `again to plan without it)`,
+        { cause: e, context: { source: sp.source, file: f.path } },
+      );
+    }
+  }
+  return undefined;
+}
+
+/** Runs `fn`; a full disk becomes a DiskFullError saying it happened while `activity`. */
+async function whileDoing<T>(ctx: RunContext, activity: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw DiskFullError.from(e, ctx.config.lake)?.during(activity) ?? e;
+  }
 }
 
 /** True when the previous run of this pipeline finished successfully. */
@@ -164,6 +128,11 @@ async function lastRunSucceeded(ctx: RunContext): Promise<boolean> {
  * a `QualityGateError` (exit code 3, run status `quality_failed`). The
  * summary lists every check result, warnings included.
  *
+ * Landed files that vanished from their folder are handled by each
+ * source's `on_missing` right after extract (`retract` takes their bronze
+ * rows out; silver follows in its transaction). `fullRefresh` rebuilds
+ * silver from every bronze row still there (`sluice run --full-refresh`).
+ *
  * @example
  * ```ts ignore
  * const summary = await runPipeline(ctx, { stages: ["extract", "bronze"] });
@@ -171,7 +140,7 @@ async function lastRunSucceeded(ctx: RunContext): Promise<boolean> {
  */
 export async function runPipeline(
   ctx: RunContext,
-  options: { stages?: readonly StageName[]; command?: string } = {},
+  options: { stages?: readonly StageName[]; command?: string; fullRefresh?: boolean } = {},
 ): Promise<PipelineRunSummary> {
   const chosen = new Set(options.stages ?? STAGES);
   const log = ctx.logger.getChild("run");
@@ -184,7 +153,12 @@ export async function runPipeline(
     noop: false,
     checks: [],
   };
-  await observeRunStarted(ctx, { command: options.command ?? "run", stages: [...chosen] });
+  await whileDoing(
+    ctx,
+    "recording the run's start in the ledger",
+    () => observeRunStarted(ctx, { command: options.command ?? "run", stages: [...chosen] }),
+  );
+  crashPoint("run_recorded");
   let plan: ExtractPlan | undefined;
   const step = async (name: StageName, fn: () => Promise<StageResult>) => {
     if (!chosen.has(name)) return;
@@ -192,6 +166,7 @@ export async function runPipeline(
     const result = await fn();
     summary.stages.push(result);
     await observeStageFinished(ctx, result);
+    crashPoint("stage_recorded");
   };
   try {
     await step("extract", async () => {
@@ -199,7 +174,15 @@ export async function runPipeline(
       plan = r.plan;
       return r.result;
     });
-    const nothingNew = plan !== undefined &&
+    crashPoint("extracted");
+    let retractedMissing = 0;
+    if (chosen.has("extract")) {
+      const { retract } = await checkMissingFiles(ctx);
+      if (chosen.has("bronze")) {
+        retractedMissing = Object.values(await retractMissing(ctx, retract)).flat().length;
+      }
+    }
+    const nothingNew = plan !== undefined && retractedMissing === 0 && !options.fullRefresh &&
       plan.sources.every((s) => s.newFiles.length === 0 && s.reingest.length === 0);
     if (nothingNew && await lastRunSucceeded(ctx)) {
       summary.noop = true;
@@ -208,25 +191,56 @@ export async function runPipeline(
       let landed: StageResult | undefined;
       await step("bronze", async () => (landed = await bronze(ctx, { plan })));
       if (landed) await auditBronze(ctx, landed, summary);
-      if (chosen.has("silver") || chosen.has("gold")) await buildAndAudit(ctx, chosen, summary);
+      crashPoint("bronze_audited");
+      if (chosen.has("silver") || chosen.has("gold")) {
+        await buildAndAudit(ctx, chosen, summary, { fullRefresh: options.fullRefresh });
+      }
       await step("output", () => output(ctx));
     }
-  } catch (e) {
+  } catch (caught) {
+    // A full disk names what it stopped: "no space left on X while Y"; a listed file
+    // that vanished before bronze read it names the file.
+    const e = DiskFullError.from(caught, ctx.config.lake)?.during(failedStep(chosen, summary)) ??
+      vanishedFile(caught, plan) ?? caught;
+    // A run stopped at a safe point (time limit, signal) still records its end.
+    if (ctx.signal?.aborted) ctx.db.resume();
     summary.status = "failed";
     summary.durationMs = performance.now() - started;
-    await observeRunFinished(ctx, summary, {
-      error: e,
-      ...(e instanceof QualityGateError ? { status: "quality_failed" } : {}),
-    });
+    await observeRunFinished(ctx, summary, { error: e, status: runStatusOf(e) });
     throw e;
   }
   summary.durationMs = performance.now() - started;
+  crashPoint("run_finishing");
   await observeRunFinished(ctx, summary);
+  crashPoint("run_finished");
   // One CHECKPOINT per run folds the WAL into the database file. It comes
   // last: output reads the gold tables the commit left in memory rather than
   // the compressed blocks a checkpoint writes, each table is compressed and
   // written once, and closing the database finds nothing left to fold.
-  await ctx.db.checkpoint();
+  // A stop (signal, time limit) that comes once the run's success is recorded
+  // does not undo it: the commits are safe in the WAL, which the next open
+  // replays, so the checkpoint is left to the next run and the run exits 0.
+  if (!ctx.signal?.aborted) {
+    try {
+      await whileDoing(
+        ctx,
+        "checkpointing the WAL into the database file (the run's commits are safe in the WAL)",
+        () => finishWal(ctx, { noop: summary.noop }), // a no-op run's small WAL stays (stages/_wal.ts)
+      );
+    } catch (e) {
+      if (!ctx.signal?.aborted) throw e;
+    }
+  }
+  if (ctx.signal?.aborted) {
+    ctx.db.resume();
+    ctx.logger.getChild("run").warn(
+      "stop requested after the run succeeded; checkpoint left to the next run",
+      {
+        event: "checkpoint_deferred",
+      },
+    );
+  }
+  crashPoint("checkpointed");
   return summary;
 }
 
@@ -259,6 +273,7 @@ async function buildAndAudit(
   ctx: RunContext,
   chosen: ReadonlySet<StageName>,
   summary: PipelineRunSummary,
+  options: { fullRefresh?: boolean } = {},
 ): Promise<void> {
   const log = ctx.logger.getChild("quality");
   const staged: RunContext = { ...ctx, db: stagedEngine(ctx.db) };
@@ -281,8 +296,9 @@ async function buildAndAudit(
     if (chosen.has("silver")) {
       observeStageStarted(ctx, "silver");
       const t0 = performance.now();
-      stagedSilver = await stageSilver(ctx);
+      stagedSilver = await stageSilver(ctx, { fullRefresh: options.fullRefresh });
       stagingMs = performance.now() - t0;
+      crashPoint("silver_staged");
     }
     await ctx.db.transaction(async () => {
       try {
@@ -294,7 +310,11 @@ async function buildAndAudit(
             result.durationMs += stagingMs;
             built.push(result);
           } else built.push(await gold(staged));
-          const audit = await auditLayer(staged, layer);
+          const audit = await auditLayer(
+            staged,
+            layer,
+            layer === "silver" ? { silverResults: built[built.length - 1].tables } : {},
+          );
           audits.push(audit);
           const failed = gateFailures(audit.results);
           if (failed.length > 0) throw qualityGateError(failed, { layer, published: false });
@@ -304,8 +324,10 @@ async function buildAndAudit(
           log.info("old quarantine rows pruned", { event: "quarantine_pruned", table, rows });
         }
         await recordAudits(staged, audits);
+        crashPoint("gold_built");
       } catch (e) {
-        if (chosen.has("silver")) {
+        // A stopped run (time limit, signal) ends now: no evidence to keep.
+        if (chosen.has("silver") && !ctx.signal?.aborted) {
           try {
             evidence = await saveQuarantineEvidence(staged);
           } catch (saveError) {
@@ -318,9 +340,10 @@ async function buildAndAudit(
         throw e;
       }
     });
+    crashPoint("gold_committed");
   } catch (e) {
     summary.checks.push(...audits.flatMap((a) => a.results));
-    await keepEvidence(ctx, audits, evidence);
+    if (!ctx.signal?.aborted) await keepEvidence(ctx, audits, evidence);
     await finishStages();
     if (e instanceof QualityGateError) {
       log.error("quality gate failed, nothing was published", {

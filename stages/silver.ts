@@ -9,17 +9,40 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { SilverColumnConfig, SilverTableConfig } from "../core/config_schema.ts";
+import type { SilverColumnConfig, SilverTableConfig } from "../core/config/mod.ts";
 import { ensureDlqTable } from "../core/dlq.ts";
 import type { Engine } from "../core/engine.ts";
 import { ConservationError } from "../core/errors.ts";
 import { ident, identList, literal, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
+import { guardSql } from "../core/sql_guard.ts";
+import { overQuarantineBudget } from "../quality/gate.ts";
 import { tableColumns } from "./_catalog.ts";
 import { numberPendingRows } from "./bronze.ts";
+export type { StaleLineage } from "./_silver_retract.ts";
+import {
+  checkRetracted,
+  findStaleLineage,
+  hasLineage,
+  retractStale,
+  type StaleLineage,
+} from "./_silver_retract.ts";
 
 /** Extra columns of an scd2 table. */
 export const SCD2_COLUMNS: readonly string[] = ["valid_from", "valid_to", "is_current"];
+
+/**
+ * Lineage columns of every silver table: the bronze file, row and landing
+ * run each silver row came from (for merge, the row that last set it; for
+ * scd2, the row that opened the version). A re-sent or retracted file's
+ * silver rows are found by them, and the cross-run conservation check
+ * compares them with the bronze rows that still exist.
+ */
+export const SILVER_LINEAGE_COLUMNS: readonly string[] = [
+  "_source_file",
+  "_source_row",
+  "_bronze_run_id",
+];
 
 async function ensureProgress(db: Engine): Promise<void> {
   await db.run(`CREATE SCHEMA IF NOT EXISTS _sluice`);
@@ -68,10 +91,11 @@ function latestFirst(table: SilverTableConfig, alias: string): string {
  * ```
  */
 export function silverFilesSql(table: SilverTableConfig, where: string): string {
-  return `SELECT f AS _source_file, (row_number() OVER (ORDER BY f ASC NULLS FIRST))::INTEGER
-      AS _file_id, n AS _rows
-    FROM (SELECT src._source_file AS f, count(*) AS n FROM bronze.${ident(table.from)} AS src
-          WHERE ${where} GROUP BY 1)`;
+  return `SELECT f AS _source_file, r AS _bronze_run_id,
+      (row_number() OVER (ORDER BY f ASC NULLS FIRST, r ASC NULLS FIRST))::INTEGER AS _file_id,
+      n AS _rows
+    FROM (SELECT src._source_file AS f, src._run_id AS r, count(*) AS n
+          FROM bronze.${ident(table.from)} AS src WHERE ${where} GROUP BY 1, 2)`;
 }
 
 /**
@@ -103,13 +127,18 @@ export function silverStageSql(
   const rawCols = cols.map(([c, col], i) => `${rawExpr(c, col)} AS "__raw${i}"`);
   const typedCols = cols.map(([c, col], i) => `${typedExpr(`"__raw${i}"`, col)} AS ${ident(c)}`);
   const checks: { code: string; cond: string; message: string }[] = [];
+  // `mask`: the value of a masked column never reaches a reason or payload.
+  const masked = new Set(table.mask ?? []);
+  const maskedBronze = new Set(table.mask ?? []);
+  for (const [c, col] of cols) if (masked.has(c) && col.from) maskedBronze.add(col.from);
   cols.forEach(([c, col], i) => {
     checks.push({
       code: "cast_failed",
       cond: `"__raw${i}" IS NOT NULL AND ${ident(c)} IS NULL`,
-      message:
-        `${literal(`column "${c}": cannot cast `)} || left(CAST("__raw${i}" AS VARCHAR), 200)` +
-        ` || ${literal(` to ${sqlType(col.type)}`)}`,
+      message: masked.has(c)
+        ? literal(`column "${c}": cannot cast *** (masked) to ${sqlType(col.type)}`)
+        : `${literal(`column "${c}": cannot cast `)} || left(CAST("__raw${i}" AS VARCHAR), 200)` +
+          ` || ${literal(` to ${sqlType(col.type)}`)}`,
     });
     if (!col.nullable) {
       checks.push({
@@ -147,9 +176,12 @@ export function silverStageSql(
   const srcCols = options.bronzeColumns.flatMap((c, i) =>
     rawOf.has(c) ? [] : [`src.${rawIdent(c)} AS "__src${i}"`]
   );
-  const payloadCols = options.bronzeColumns.map((c, i) =>
-    `${literal(c)}, ${rawOf.get(c) ?? `"__src${i}"`}`
-  );
+  const payloadCols = options.bronzeColumns.map((c, i) => {
+    const value = rawOf.get(c) ?? `"__src${i}"`;
+    return `${literal(c)}, ${
+      maskedBronze.has(c) ? `CASE WHEN ${value} IS NULL THEN NULL ELSE '***' END` : value
+    }`;
+  });
   const payload = payloadCols.length ? `json_object(${payloadCols.join(", ")})` : "NULL::JSON";
   const names = cols.map(([c]) => ident(c)).join(", ");
   return `WITH typed AS (
@@ -157,6 +189,7 @@ export function silverStageSql(
         _f._file_id, src._source_row
       FROM bronze.${ident(table.from)} AS src
       JOIN ${options.files} AS _f ON src._source_file IS NOT DISTINCT FROM _f._source_file
+        AND src._run_id IS NOT DISTINCT FROM _f._bronze_run_id
       WHERE ${options.where}
     ), casted AS (
       SELECT *, ${typedCols.join(", ")} FROM typed
@@ -248,6 +281,31 @@ export interface StagedSilverTable {
   rowsIn: number;
   /** The staged rows by fate. */
   counts: StagedCounts;
+  /** The bronze columns the staging read (without bookkeeping columns). */
+  bronzeColumns: string[];
+  /** Silver rows of re-sent or retracted files, to retract when written. */
+  stale?: StaleLineage;
+  /** True when the table is rebuilt from every bronze row (`--full-refresh`). */
+  fullRefresh: boolean;
+}
+
+/**
+ * Options of {@linkcode stageSilver} and {@linkcode silver}.
+ *
+ * @example
+ * ```ts ignore
+ * const staged = await stageSilver(ctx, { tables: ["orders"], fullRefresh: true });
+ * ```
+ */
+export interface SilverOptions {
+  /** Only these silver tables. */
+  tables?: string[];
+  /**
+   * Rebuild the tables from every bronze row still there, as if they all
+   * arrived in this run (`sluice run --full-refresh`): their quarantine rows
+   * are replaced and an scd2 table starts a new history (one version per key).
+   */
+  fullRefresh?: boolean;
 }
 
 /**
@@ -266,7 +324,7 @@ export interface StagedSilverTable {
  */
 export async function stageSilver(
   ctx: RunContext,
-  options: { tables?: string[] } = {},
+  options: SilverOptions = {},
 ): Promise<StagedSilverTable[]> {
   await ensureProgress(ctx.db);
   // Rows a crashed run landed but did not number get their `_source_row` first.
@@ -274,7 +332,7 @@ export async function stageSilver(
   const out: StagedSilverTable[] = [];
   for (const [name, table] of Object.entries(ctx.config.silver)) {
     if (options.tables && !options.tables.includes(name)) continue;
-    const staged = await stageSilverTable(ctx, name, table);
+    const staged = await stageSilverTable(ctx, name, table, options.fullRefresh === true);
     if (staged) out.push(staged);
   }
   return out;
@@ -291,10 +349,11 @@ export async function stageSilver(
  */
 export async function silver(
   ctx: RunContext,
-  options: { tables?: string[]; staged?: StagedSilverTable[] } = {},
+  options: SilverOptions & { staged?: StagedSilverTable[] } = {},
 ): Promise<StageResult> {
   const started = performance.now();
-  const staged = options.staged ?? await stageSilver(ctx, { tables: options.tables });
+  const staged = options.staged ??
+    await stageSilver(ctx, { tables: options.tables, fullRefresh: options.fullRefresh });
   const result: StageResult = { stage: "silver", durationMs: 0, tables: [] };
   for (const st of staged) {
     if (options.tables && !options.tables.includes(st.name)) continue;
@@ -318,9 +377,21 @@ async function stageSilverTable(
   ctx: RunContext,
   name: string,
   table: SilverTableConfig,
+  fullRefresh: boolean,
 ): Promise<StagedSilverTable | undefined> {
   const log = silverLog(ctx, name);
   const db = ctx.db;
+  // The run-time layer of the SQL guard (validate refuses the same earlier).
+  for (const [c, col] of Object.entries(table.columns)) {
+    if (col.expr === undefined) continue;
+    await guardSql(db, col.expr, { what: `silver "${name}" column "${c}"`, kind: "expression" });
+  }
+  for (const rule of table.rules) {
+    await guardSql(db, rule.sql, {
+      what: `silver "${name}" rule "${rule.name}"`,
+      kind: "expression",
+    });
+  }
   const bronzeCols = await tableColumns(db, "bronze", table.from);
   if (bronzeCols.length === 0) {
     log.warn("bronze table does not exist yet, nothing to build", {
@@ -333,26 +404,34 @@ async function stageSilverTable(
     `src._run_id NOT IN (SELECT bronze_run_id FROM _sluice.silver_progress WHERE table_name = ${
       literal(name)
     })`;
-  const pending = table.mode === "replace" ? "TRUE" : unprocessed;
+  const pending = table.mode === "replace" || fullRefresh ? "TRUE" : unprocessed;
   const bronzeRuns = await db.all<{ r: string } & Record<string, unknown>>(
-    `SELECT DISTINCT _run_id AS r FROM bronze.${ident(table.from)} AS src WHERE ${unprocessed}`,
+    `SELECT DISTINCT _run_id AS r FROM bronze.${ident(table.from)} AS src
+     WHERE ${fullRefresh ? "TRUE" : unprocessed}`,
   );
   const exists = (await db.one(
     `SELECT 1 AS x FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t`,
     { t: name },
   )) !== undefined;
-  if (bronzeRuns.length === 0 && exists) {
+  // Rows of re-sent or retracted files (the cross-run conservation check:
+  // stale lineage nobody recorded fails here, before anything is written).
+  // (A replace table with new bronze rows is rebuilt anyway: no need to look.)
+  const stale = exists && !fullRefresh && (table.mode !== "replace" || bronzeRuns.length === 0)
+    ? await findStaleLineage(ctx, name, table, { lenient: table.mode === "replace" })
+    : undefined;
+  if (stale && table.mode === "replace") {
+    // Rebuilt from bronze below: its rows of retracted files go with it.
+    await db.run(`DROP TABLE IF EXISTS ${stale.table}`);
+  }
+  if (bronzeRuns.length === 0 && exists && !stale && !fullRefresh) {
     log.info("no new bronze rows", { event: "table_unchanged" });
     return undefined;
   }
   const stage = ident(`_stage_${name}`);
   const files = ident(`_files_${name}`);
   await db.run(`CREATE OR REPLACE TEMP TABLE ${files} AS ${silverFilesSql(table, pending)}`);
-  const sql = silverStageSql(table, {
-    bronzeColumns: bronzeCols.map((c) => c.name).filter((c) => !c.startsWith("_")),
-    where: pending,
-    files,
-  });
+  const bronzeColumns = bronzeCols.map((c) => c.name).filter((c) => !c.startsWith("_"));
+  const sql = silverStageSql(table, { bronzeColumns, where: pending, files });
   await db.run(`CREATE OR REPLACE TEMP TABLE ${stage} AS ${sql}`);
   const rank = silverRankSql(table, `_stage_${name}`);
   if (rank) await db.run(rank);
@@ -377,6 +456,9 @@ async function stageSilverTable(
     exists,
     rowsIn: inRow?.n ?? 0,
     counts,
+    bronzeColumns,
+    ...(stale && table.mode !== "replace" ? { stale } : {}),
+    fullRefresh,
   };
 }
 
@@ -405,6 +487,28 @@ async function writeSilverTable(
   const now = ctx.clock.now().toISOString();
   await db.transaction(async () => {
     await ensureDlqTable(db, "silver", `${name}__quarantine`);
+    if (st.fullRefresh) {
+      // Every bronze row is checked again: the table's refusals start over.
+      await db.run(`DELETE FROM _sluice.silver_progress WHERE table_name = $t`, { t: name });
+      const cleared = await db.run(`DELETE FROM ${qualified("silver", `${name}__quarantine`)}`);
+      tr.details = { ...tr.details, full_refresh: true, quarantine_cleared: cleared };
+    } else if (st.exists && table.mode !== "replace" && !(await hasLineage(ctx, name))) {
+      // A table built before silver kept lineage: its old rows stay untraceable.
+      for (const c of ["_source_file VARCHAR", "_source_row BIGINT", "_bronze_run_id VARCHAR"]) {
+        await db.run(`ALTER TABLE ${qualified("silver", name)} ADD COLUMN IF NOT EXISTS ${c}`);
+      }
+    }
+    if (st.stale) {
+      const r = await retractStale(ctx, {
+        name,
+        table,
+        stale: st.stale,
+        replayStage: (files, where) =>
+          silverStageSql(table, { bronzeColumns: st.bronzeColumns, where, files }),
+        latestFirst: (alias) => latestFirst(table, alias),
+      });
+      tr.details = { ...tr.details, retracted: r.retracted, recomputed: r.recomputed };
+    }
     const quarantined = await db.run(
       `INSERT INTO ${qualified("silver", `${name}__quarantine`)} BY NAME
        SELECT md5(concat_ws('|', ${literal(name)}, f._source_file, s._source_row)) AS _dlq_id,
@@ -427,6 +531,19 @@ async function writeSilverTable(
         at: now,
       });
     }
+    if (st.stale) await checkRetracted(ctx, name, st.stale);
+    // The quarantine budget as the report shows it (the gate checks it in the audit).
+    const budget = table.max_quarantine ?? "10%";
+    const over = overQuarantineBudget(budget, { quarantined, rowsIn: tr.rowsIn });
+    tr.details = {
+      ...tr.details,
+      quarantine_budget: {
+        max: budget,
+        severity: over ? "error" : "warn",
+        rate: tr.rowsIn === 0 ? 0 : quarantined / tr.rowsIn,
+        status: over ? "fail" : "pass",
+      },
+    };
     const sums = tr.passed + tr.quarantined + tr.duplicates;
     if (
       counts.total !== tr.rowsIn || quarantined !== counts.quarantined ||
@@ -461,12 +578,18 @@ async function writeGoodRows(
   table: SilverTableConfig,
   now: string,
 ): Promise<{ written: number; stale: number; details: Record<string, unknown> }> {
-  const { name, stage, exists } = st;
+  const { name, stage } = st;
+  // A full refresh builds the table anew, like a first build.
+  const exists = st.exists && !st.fullRefresh;
   const db = ctx.db;
   const target = qualified("silver", name);
   const columns = Object.keys(table.columns);
   const cols = identList(columns);
-  const good = `SELECT ${cols} FROM ${stage} WHERE _quarantine IS NULL AND _rn = 1`;
+  // The good rows with their lineage: the bronze file, row and landing run.
+  const good = `SELECT ${columns.map((c) => `s.${ident(c)}`).join(", ")}, f._source_file,
+      s._source_row, f._bronze_run_id
+    FROM ${stage} AS s JOIN ${st.files} AS f USING (_file_id)
+    WHERE s._quarantine IS NULL AND s._rn = 1`;
   // The good rows, each the latest of its key (counted when staged).
   const candidates = st.counts.passed;
   if (table.mode === "replace") {
@@ -475,7 +598,7 @@ async function writeGoodRows(
     return { written: n, stale: 0, details: {} };
   }
   if (table.mode === "append") {
-    if (!exists) await db.run(`CREATE TABLE ${target} AS ${good} LIMIT 0`);
+    if (!exists) await db.run(`CREATE OR REPLACE TABLE ${target} AS ${good} LIMIT 0`);
     const n = await db.run(`INSERT INTO ${target} BY NAME ${good}`);
     return { written: n, stale: 0, details: {} };
   }
@@ -486,7 +609,7 @@ async function writeGoodRows(
       // First build: the table is new (empty) and the good rows hold one row
       // per key, so the MERGE would insert every row; a plain INSERT does the
       // same for about half the CPU.
-      await db.run(`CREATE TABLE ${target} AS ${good} LIMIT 0`);
+      await db.run(`CREATE OR REPLACE TABLE ${target} AS ${good} LIMIT 0`);
       const n = await db.run(`INSERT INTO ${target} BY NAME ${good}`);
       return { written: n, stale: candidates - n, details: { stale: candidates - n } };
     }
@@ -495,7 +618,8 @@ async function writeGoodRows(
         ident(table.order_by)
       })`
       : "";
-    const set = columns.filter((c) => !key.includes(c)).map((c) => `${ident(c)} = s.${ident(c)}`);
+    const set = [...columns.filter((c) => !key.includes(c)), ...SILVER_LINEAGE_COLUMNS]
+      .map((c) => `${ident(c)} = s.${ident(c)}`);
     const n = await db.run(
       `MERGE INTO ${target} AS t USING (${good}) AS s ON (${on})
        ${set.length ? `WHEN MATCHED${newer} THEN UPDATE SET ${set.join(", ")}` : ""}
@@ -506,8 +630,9 @@ async function writeGoodRows(
   // scd2: close the current version of changed keys, insert new versions.
   if (!exists) {
     await db.run(
-      `CREATE TABLE ${target} AS SELECT ${cols}, NULL::TIMESTAMPTZ AS valid_from,
-        NULL::TIMESTAMPTZ AS valid_to, NULL::BOOLEAN AS is_current FROM ${stage} LIMIT 0`,
+      `CREATE OR REPLACE TABLE ${target} AS SELECT ${cols}, _source_file, _source_row,
+        _bronze_run_id, NULL::TIMESTAMPTZ AS valid_from, NULL::TIMESTAMPTZ AS valid_to,
+        NULL::BOOLEAN AS is_current FROM (${good}) LIMIT 0`,
     );
   }
   const attrs = columns.filter((c) => !key.includes(c));
@@ -520,7 +645,8 @@ async function writeGoodRows(
      WHERE ${on} AND t.is_current AND (${changed})`,
   );
   const inserted = await db.run(
-    `INSERT INTO ${target} SELECT s.*, ${ts}, NULL, true FROM (${good}) AS s
+    `INSERT INTO ${target} BY NAME SELECT s.*, ${ts} AS valid_from,
+       NULL::TIMESTAMPTZ AS valid_to, true AS is_current FROM (${good}) AS s
      WHERE NOT EXISTS (SELECT 1 FROM ${target} AS t WHERE ${on} AND t.is_current)`,
   );
   return {

@@ -5,10 +5,17 @@
  * crash between the commit and the move) are cleaned by the next run; the
  * steps are idempotent.
  *
+ * A file is moved or deleted only after the commit that finished it is
+ * CHECKPOINTed into the database file (not just in the WAL), so a damaged or
+ * truncated WAL can never lose a commit whose source file is already gone.
+ * On start, {@linkcode reconcileArchive} moves back every archived file the
+ * checkpoint does not hold as done, so it is read again.
+ *
  * @module
  */
-import { dirname, join, relative } from "node:path";
-import type { StreamingConfig } from "../core/config_streaming.ts";
+import { getLogger } from "@logtape/logtape";
+import { dirname, join, relative, sep } from "node:path";
+import type { StreamingConfig } from "../core/config/mod.ts";
 import { pathExists } from "../core/fs.ts";
 import type { Engine } from "../core/engine.ts";
 
@@ -46,6 +53,9 @@ export async function cleanFinishedFiles(
     { stream: options.stream },
   );
   const cleaned: string[] = [];
+  // The commits that finished these files go into the database file before
+  // any file is touched: a lost WAL must not lose rows whose file is gone.
+  if (rows.length > 0) await db.checkpoint();
   for (const { path, last_batch } of rows) {
     const marker = s.source.marker_suffix !== undefined ? path + s.source.marker_suffix : undefined;
     if (s.clean_source === "delete") {
@@ -80,4 +90,75 @@ export async function cleanFinishedFiles(
     );
   }
   return cleaned.length;
+}
+
+async function* walkFiles(dir: string): AsyncGenerator<string> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  for (const entry of entries) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory) yield* walkFiles(full);
+    else if (entry.isFile) yield full;
+  }
+}
+
+/**
+ * Reconciles the archive folder against the checkpoint (`clean_source:
+ * archive`): an archived file whose landing path the checkpoint does not
+ * hold as `done` (its commit was lost, e.g. with a damaged WAL or a database
+ * restored from a backup) is moved back to the landing folder so it is read
+ * again, with its marker. Returns the files moved back.
+ *
+ * @example
+ * ```ts ignore
+ * await reconcileArchive(ctx.db, config.streaming, { stream: "events_v1" });
+ * ```
+ */
+export async function reconcileArchive(
+  db: Engine,
+  s: StreamingConfig,
+  options: { stream: string; runId?: string; pipeline?: string },
+): Promise<string[]> {
+  if (s.clean_source !== "archive" || s.archive_path === undefined) return [];
+  const archive = s.archive_path;
+  const marker = s.source.marker_suffix;
+  const done = new Set(
+    (await db.all<{ path: string } & Record<string, unknown>>(
+      `SELECT path FROM _sluice.stream_files WHERE stream = $stream AND status = 'done'`,
+      { stream: options.stream },
+    )).map((r) => r.path),
+  );
+  const restored: string[] = [];
+  for await (const file of walkFiles(archive)) {
+    if (marker !== undefined && file.endsWith(marker)) continue;
+    if (/\.batch\d+$/.test(file) || file.endsWith(".partial")) continue;
+    const rel = relative(archive, file);
+    if (rel.startsWith(`..${sep}`)) continue;
+    const original = join(s.source.path, rel);
+    if (done.has(original) || await pathExists(original)) continue;
+    await move(file, original);
+    if (marker !== undefined && await pathExists(file + marker)) {
+      await move(file + marker, original + marker);
+    }
+    restored.push(original);
+  }
+  if (restored.length > 0) {
+    getLogger(["sluice", "stream"]).warn(
+      "archived files the checkpoint does not hold as committed were moved back to be read again",
+      {
+        run_id: options.runId,
+        pipeline: options.pipeline,
+        stage: "stream",
+        event: "archive_reconciled",
+        files: restored.length,
+        paths: restored.slice(0, 20),
+      },
+    );
+  }
+  return restored;
 }

@@ -1,7 +1,9 @@
 /**
  * Prometheus metrics of a stream, on the run's registry. Labels are
  * bounded: pipeline, stream (the checkpoint name), reason (a fixed set),
- * kind (data-loss kinds) and window (names from config). Never files.
+ * kind (data-loss kinds) and window (names from config). Never files. An
+ * `outcome` label holds only parts of one whole (records read =
+ * `sluice_stream_records_read_total`), so summing it never double-counts.
  *
  * @module
  */
@@ -11,7 +13,9 @@ import { Counter, Gauge, type Registry } from "prom-client";
 export interface StreamMetrics {
   /** `sluice_stream_batches_total{pipeline,stream}`. */
   batches: Counter<"pipeline" | "stream">;
-  /** `sluice_stream_records_total{pipeline,stream,outcome}`: read, written, dead_lettered, blank. */
+  /** `sluice_stream_records_read_total{pipeline,stream}`: records read (the sum of the outcomes). */
+  recordsRead: Counter<"pipeline" | "stream">;
+  /** `sluice_stream_records_total{pipeline,stream,outcome}`: written, dead_lettered, blank. */
   records: Counter<"pipeline" | "stream" | "outcome">;
   /** `sluice_stream_dead_letters_total{pipeline,stream,reason}`. */
   deadLetters: Counter<"pipeline" | "stream" | "reason">;
@@ -33,7 +37,7 @@ export interface StreamMetrics {
   watermarkLag: Gauge<"pipeline" | "stream">;
   /** `sluice_stream_files_pending{pipeline,stream}`: files matching the glob not yet finished. */
   filesPending: Gauge<"pipeline" | "stream">;
-  /** `sluice_stream_bytes_behind{pipeline,stream}`: bytes of those files not yet read. */
+  /** `sluice_stream_behind_bytes{pipeline,stream}`: bytes of those files not yet read. */
   bytesBehind: Gauge<"pipeline" | "stream">;
   /** `sluice_stream_last_commit_timestamp_seconds{pipeline,stream}`. */
   lastCommit: Gauge<"pipeline" | "stream">;
@@ -71,10 +75,18 @@ export function streamMetrics(registry: Registry): StreamMetrics {
   const ps: ("pipeline" | "stream")[] = ["pipeline", "stream"];
   return {
     batches: counter(registry, "sluice_stream_batches_total", "Batches committed", ps),
-    records: counter(registry, "sluice_stream_records_total", "Records by outcome", [
-      ...ps,
-      "outcome",
-    ]),
+    recordsRead: counter(
+      registry,
+      "sluice_stream_records_read_total",
+      "Records read (written + dead_lettered + blank in sluice_stream_records_total)",
+      ps,
+    ),
+    records: counter(
+      registry,
+      "sluice_stream_records_total",
+      "Records by outcome (written, dead_lettered, blank)",
+      [...ps, "outcome"],
+    ),
     deadLetters: counter(
       registry,
       "sluice_stream_dead_letters_total",
@@ -130,7 +142,7 @@ export function streamMetrics(registry: Registry): StreamMetrics {
       "Landing files not yet read to their end",
       ps,
     ),
-    bytesBehind: gauge(registry, "sluice_stream_bytes_behind", "Landing bytes not yet read", ps),
+    bytesBehind: gauge(registry, "sluice_stream_behind_bytes", "Landing bytes not yet read", ps),
     lastCommit: gauge(
       registry,
       "sluice_stream_last_commit_timestamp_seconds",

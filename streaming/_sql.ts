@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { StreamColumnConfig, StreamingConfig } from "../core/config_streaming.ts";
+import type { StreamColumnConfig, StreamingConfig } from "../core/config/mod.ts";
 import { ident, literal, sqlType } from "../core/quote.ts";
 
 /**

@@ -19,9 +19,10 @@
  *
  * @module
  */
-import type { StreamingConfig } from "../core/config_streaming.ts";
+import { basename } from "node:path";
+import type { StreamingConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
-import { EngineError } from "../core/errors.ts";
+import { EngineError, SourceError } from "../core/errors.ts";
 import { literal, literalList } from "../core/quote.ts";
 import { csvHeaderSql } from "./_sql.ts";
 import type { FileState } from "./checkpoint.ts";
@@ -113,6 +114,7 @@ export async function stageBatch(
   );
   await db.run(`CREATE OR REPLACE TEMP TABLE _sluice_badenc (seq BIGINT)`);
   const csvHeader = s.source.format === "csv" && (s.source.options?.header ?? true);
+  for (const f of files) if ((f.state?.offset ?? 0) === 0) await refuseCompressed(f.path);
   const left = { ...budget };
   const out: Staged = { slices: [], records: 0, badUtf8: false };
   let i = 0;
@@ -160,6 +162,12 @@ export async function stageBatch(
   }
   if (out.slices.length > 0) {
     const header = s.source.format === "csv" ? csvHeaderSql(s, "h") : "NULL::VARCHAR[]";
+    const nul = out.slices.find((sl) => sl.header?.includes("\0"));
+    if (nul !== undefined) {
+      throw new SourceError(
+        `Cannot read stream file ${basename(nul.file.path)}: its CSV header holds a NUL byte`,
+      );
+    }
     const values = out.slices.map((sl) =>
       `(${sl.slice}, ${literal(sl.file.path)}, ${sl.base}, ${
         sl.header === null ? "NULL" : literal(sl.header)
@@ -191,9 +199,11 @@ async function stageWithDuckDb(
   try {
     await db.run(
       `INSERT INTO _sluice_lines
-       SELECT k, ln, strlen(line) + 1,
+       SELECT k, ln, strlen(raw) + 1,
+         CASE WHEN ln = 1 AND starts_with(line, chr(65279)) THEN substr(line, 2) ELSE line END
+       FROM (SELECT k, ln, line AS raw,
          CASE WHEN NOT cr THEN line
-           WHEN ends_with(line, chr(13)) THEN left(line, length(line) - 1) ELSE line END
+           WHEN ends_with(line, chr(13)) THEN left(line, length(line) - 1) ELSE line END AS line
        FROM (
          SELECT k, skip, last, cr, unnest(parts) AS line, generate_subscripts(parts, 1) AS ln
          FROM (
@@ -204,7 +214,7 @@ async function stageWithDuckDb(
              FROM read_text(${literalList(group.map((g) => g.path))})) AS f
            JOIN (VALUES ${plan.join(", ")}) AS p(k, path, skip) ON f.filename = p.path
          )
-       ) WHERE ln > skip AND ln <= last`,
+       ) WHERE ln > skip AND ln <= last)`,
     );
   } catch (e) {
     if (e instanceof EngineError && /valid UTF-8/i.test(e.message)) {
@@ -276,6 +286,17 @@ async function stageWithDuckDb(
     out.push(slice);
   }
   return out;
+}
+
+/** A gzip file under a plain-text name would be read as garbage lines: refuse it by name. */
+async function refuseCompressed(path: string): Promise<void> {
+  const head = await readRange(path, 0, 2).catch(() => new Uint8Array(0));
+  if (head[0] === 0x1f && head[1] === 0x8b) {
+    throw new SourceError(
+      `Cannot read stream file ${basename(path)}: it is gzip-compressed; ` +
+        "the stream reads plain text, so decompress it before it lands",
+    );
+  }
 }
 
 async function readRange(path: string, start: number, end: number): Promise<Uint8Array> {

@@ -5,7 +5,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import type { StreamingConfig } from "../core/config_streaming.ts";
+import type { StreamingConfig } from "../core/config/mod.ts";
 import { SchemaDriftError } from "../core/errors.ts";
 import { ident, qualified, sqlType } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";

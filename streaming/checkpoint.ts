@@ -14,8 +14,8 @@
  * @module
  */
 import type { Engine } from "../core/engine.ts";
-import { SluiceError } from "../core/errors.ts";
-import { literal } from "../core/quote.ts";
+import { CheckpointError, SluiceError } from "../core/errors.ts";
+import { literal, qualified } from "../core/quote.ts";
 import type { PartialFile, SliceRecord } from "./source.ts";
 
 /**
@@ -370,5 +370,213 @@ export async function saveExportedBatch(
     `UPDATE _sluice.stream_checkpoint SET exported_batch = $batch
      WHERE stream = $stream AND exported_batch < $batch`,
     { stream, batch: batchId },
+  );
+}
+
+/** The tables a stream's checkpoint describes, for {@linkcode checkpointProblems}. */
+export interface CheckpointTables {
+  /** The stream's target table in `silver`. */
+  target: string;
+  /** The stream's dead-letter table in `silver`. */
+  dlq: string;
+}
+
+type Num = number | bigint | null;
+const n = (v: Num | undefined): number => Number(v ?? 0);
+
+/**
+ * Checks a stream checkpoint against the data it describes and returns what
+ * is inconsistent (empty when it holds):
+ *
+ * - a checkpoint row exists when files or batches are recorded;
+ * - `batch_id` equals the last batch in `_sluice.stream_batches`, whose ids
+ *   run 1..batch_id without gaps, and `exported_batch` is not ahead of it;
+ * - every file has `byte_offset <= size`, no lines without bytes, and a
+ *   partly read file's offset is the end of its last consumed slice;
+ * - no file holds more committed rows (target rows plus DLQ rows not
+ *   replayed), or a higher line number, than the lines its entry consumed.
+ *
+ * When the database holds only this checkpoint (a renamed checkpoint starts
+ * over on a target that already has rows), the target is checked too: no
+ * row of a batch after `batch_id` or of a batch not recorded, and no row
+ * from a file `_sluice.stream_files` does not list.
+ *
+ * @example
+ * ```ts ignore
+ * await checkpointProblems(db, "events_v1", { target: "events", dlq: "events__dlq" }); // []
+ * ```
+ */
+export async function checkpointProblems(
+  db: Engine,
+  stream: string,
+  tables: CheckpointTables,
+): Promise<string[]> {
+  const problems: string[] = [];
+  const target = qualified("silver", tables.target);
+  const dlq = qualified("silver", tables.dlq);
+  const p = { stream };
+  const cp = await db.one<{ batch_id: Num; exported_batch: Num } & Record<string, unknown>>(
+    `SELECT batch_id, exported_batch FROM _sluice.stream_checkpoint WHERE stream = $stream`,
+    p,
+  );
+  const recorded = await db.one<{ files: Num; batches: Num; last: Num; ids: Num }>(
+    `SELECT (SELECT count(*) FROM _sluice.stream_files WHERE stream = $stream) AS files,
+       count(*) AS batches, max(batch_id) AS last, count(DISTINCT batch_id) AS ids
+     FROM _sluice.stream_batches WHERE stream = $stream`,
+    p,
+  );
+  if (cp === undefined) {
+    if (n(recorded?.files) > 0 || n(recorded?.batches) > 0) {
+      problems.push(
+        `_sluice.stream_checkpoint has no row, but ${n(recorded?.files)} files and ` +
+          `${n(recorded?.batches)} batches are recorded`,
+      );
+    }
+    return problems;
+  }
+  const batchId = n(cp.batch_id);
+  const last = n(recorded?.last);
+  if (batchId !== last) {
+    problems.push(
+      `checkpoint batch_id is ${batchId}, but _sluice.stream_batches records batches up to ${last}`,
+    );
+  }
+  if (n(recorded?.ids) !== last || n(recorded?.batches) !== last) {
+    problems.push(
+      `_sluice.stream_batches holds ${n(recorded?.batches)} rows for batch ids up to ${last} ` +
+        "(batch ids must run 1, 2, 3... without gaps or repeats)",
+    );
+  }
+  if (n(cp.exported_batch) > batchId) {
+    problems.push(
+      `exported_batch ${n(cp.exported_batch)} is ahead of the checkpoint's batch_id ${batchId}`,
+    );
+  }
+  const offsets = await db.all<
+    & { path: string; size: Num; off: Num; lines: Num; status: string; slice_end: Num }
+    & Record<
+      string,
+      unknown
+    >
+  >(
+    `SELECT f.path, f.size, f.byte_offset AS off, f.lines, f.status,
+       (SELECT max(end_offset) FROM _sluice.stream_slices AS s
+        WHERE s.stream = f.stream AND s.path = f.path) AS slice_end
+     FROM _sluice.stream_files AS f
+     WHERE f.stream = $stream AND f.status <> 'lost' AND (f.byte_offset > f.size
+       OR f.byte_offset < 0 OR f.lines < 0 OR (f.lines > 0 AND f.byte_offset = 0)
+       OR (f.status = 'partial' AND f.byte_offset IS DISTINCT FROM (SELECT max(end_offset)
+         FROM _sluice.stream_slices AS s WHERE s.stream = f.stream AND s.path = f.path)))
+     ORDER BY f.path LIMIT 5`,
+    p,
+  );
+  for (const f of offsets) {
+    problems.push(
+      `file ${f.path} (${f.status}) has byte_offset ${n(f.off)} for ${n(f.lines)} lines of a ` +
+        `${n(f.size)}-byte file` +
+        (f.status === "partial" ? `, but its consumed slices end at byte ${n(f.slice_end)}` : ""),
+    );
+  }
+  // One scan of the target, by file and batch, serves every target-side check.
+  await db.run(
+    `CREATE OR REPLACE TEMP TABLE _sluice_cp_target AS
+     SELECT _source_file AS p, _batch_id AS b, count(*) AS n, max(_source_line) AS m
+     FROM ${target} GROUP BY ALL`,
+  );
+  try {
+    await targetProblems(db, stream, { ...tables, dlq, batchId }, problems);
+  } finally {
+    await db.run("DROP TABLE IF EXISTS _sluice_cp_target");
+  }
+  return problems;
+}
+
+async function targetProblems(
+  db: Engine,
+  stream: string,
+  t: CheckpointTables & { batchId: number },
+  problems: string[],
+): Promise<void> {
+  const p = { stream };
+  const { dlq, batchId } = t;
+  const counts = await db.all<
+    { path: string; lines: Num; rows: Num; max_line: Num } & Record<string, unknown>
+  >(
+    `WITH r AS (
+       SELECT p, sum(n) AS n, max(m) AS m FROM _sluice_cp_target GROUP BY 1
+       UNION ALL
+       SELECT _source_file, count(*) FILTER (WHERE _replayed_at IS NULL), max(_source_row)
+       FROM ${dlq} GROUP BY 1),
+     a AS (SELECT p, sum(n) AS n, max(m) AS m FROM r GROUP BY p)
+     SELECT f.path, f.lines, a.n AS rows, a.m AS max_line
+     FROM _sluice.stream_files AS f JOIN a ON a.p = f.path
+     WHERE f.stream = $stream AND f.status <> 'lost' AND (a.n > f.lines OR a.m > f.lines)
+     ORDER BY f.path LIMIT 5`,
+    p,
+  );
+  for (const c of counts) {
+    problems.push(
+      `file ${c.path} holds ${n(c.rows)} committed rows up to line ${n(c.max_line)}, but its ` +
+        `_sluice.stream_files entry says ${n(c.lines)} lines were consumed`,
+    );
+  }
+  const others = await db.one<{ n: Num }>(
+    `SELECT count(*) AS n FROM _sluice.stream_checkpoint WHERE stream <> $stream`,
+    p,
+  );
+  if (n(others?.n) > 0) return;
+  const ahead = await db.one<{ max_batch: Num; unknown_batches: Num }>(
+    `SELECT max(b) AS max_batch, count(DISTINCT b) FILTER (WHERE b NOT IN
+       (SELECT batch_id FROM _sluice.stream_batches WHERE stream = $stream)) AS unknown_batches
+     FROM _sluice_cp_target`,
+    p,
+  );
+  if (n(ahead?.max_batch) > batchId) {
+    problems.push(
+      `checkpoint batch_id ${batchId} is behind silver.${t.target}, which holds rows of ` +
+        `batch ${n(ahead?.max_batch)}`,
+    );
+  } else if (n(ahead?.unknown_batches) > 0) {
+    problems.push(
+      `silver.${t.target} holds rows of ${n(ahead?.unknown_batches)} batches that ` +
+        "_sluice.stream_batches does not record",
+    );
+  }
+  const unlisted = await db.all<{ path: string; rows: Num } & Record<string, unknown>>(
+    `SELECT p AS path, sum(n) AS rows FROM _sluice_cp_target
+     WHERE p NOT IN (SELECT path FROM _sluice.stream_files WHERE stream = $stream)
+     GROUP BY 1 ORDER BY 1 LIMIT 3`,
+    p,
+  );
+  if (unlisted.length > 0) {
+    problems.push(
+      `silver.${t.target} holds rows from files _sluice.stream_files does not list (` +
+        unlisted.map((u) => `${u.path}: ${n(u.rows)} rows`).join(", ") + ")",
+    );
+  }
+}
+
+/**
+ * Refuses to start a stream whose checkpoint contradicts its data: throws a
+ * {@linkcode CheckpointError} (exit 65) naming every inconsistency found by
+ * {@linkcode checkpointProblems}.
+ *
+ * @example
+ * ```ts ignore
+ * await verifyCheckpoint(db, "events_v1", { target: "events", dlq: "events__dlq" });
+ * ```
+ */
+export async function verifyCheckpoint(
+  db: Engine,
+  stream: string,
+  tables: CheckpointTables,
+): Promise<void> {
+  const problems = await checkpointProblems(db, stream, tables);
+  if (problems.length === 0) return;
+  throw new CheckpointError(
+    `Cannot start stream "${stream}": its checkpoint is inconsistent with the data it ` +
+      `describes (edited or damaged?): ${problems.join("; ")}. Restore the database from a ` +
+      "backup, or start over under a new checkpoint name",
+    { context: { stream, problems } },
   );
 }

@@ -20,12 +20,19 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { Registry } from "prom-client";
+import { systemClock } from "../core/clock.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
 import { DLQ_COLUMNS } from "../core/dlq.ts";
+import { openLedgerReplica } from "../core/ledger_replica.ts";
+import { parsingConfig } from "../core/config/mod.ts";
 import { parseDuration } from "../core/duration.ts";
 import type { Engine, SqlParam } from "../core/engine.ts";
 import { errorMessage, UsageError } from "../core/errors.ts";
 import { ident, literal, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
+import { capPayloadSql, DEFAULT_PAYLOAD_MAX_BYTES } from "../core/payload.ts";
+import { checkSql } from "../core/sql_guard.ts";
 import { finishRunRecord, startRunRecord } from "../observability/ledger.ts";
 import { classifySql, csvHeaderSql } from "./_sql.ts";
 import { ensureStreamTables, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
@@ -78,23 +85,21 @@ export async function dlqTables(ctx: RunContext): Promise<DlqTable[]> {
   });
 }
 
-/** Checks that `where` is one SQL condition; throws a {@linkcode UsageError} otherwise. */
+/**
+ * Checks that `where` is one SQL condition (parsed by DuckDB as a single
+ * expression, so `1=1) OR (1=1` is refused) that reads no files; throws a
+ * {@linkcode UsageError} otherwise.
+ */
 async function checkWhere(db: Engine, table: string, where: string): Promise<void> {
-  const probe = `SELECT _dlq_id FROM ${qualified("silver", table)} WHERE (${where})`;
-  const row = await db.one<{ j: string }>(`SELECT json_serialize_sql(${literal(probe)}) AS j`);
-  const parsed = JSON.parse(row?.j ?? "{}") as {
-    error?: boolean;
-    error_message?: string;
-    statements?: unknown[];
-  };
-  if (parsed.error || parsed.statements?.length !== 1 || /--|\/\*|;/.test(where)) {
+  const problems = await checkSql(db, where, { kind: "expression" });
+  if (problems.length > 0) {
     throw new UsageError(
       `Cannot use --where ${JSON.stringify(where)}: it must be one SQL condition over the DLQ ` +
-        `columns, without ; or comments${parsed.error_message ? ` (${parsed.error_message})` : ""}`,
+        `columns: the SQL ${problems[0].message}`,
     );
   }
   try {
-    await db.all(`EXPLAIN ${probe}`);
+    await db.all(`EXPLAIN SELECT _dlq_id FROM ${qualified("silver", table)} WHERE (${where})`);
   } catch (e) {
     throw new UsageError(
       `Cannot use --where ${JSON.stringify(where)}: ${errorMessage(e).split("\n")[0]}`,
@@ -188,6 +193,8 @@ export async function listDlq(
 ): Promise<DlqListing> {
   const out: DlqListing = { rows: [], counts: [], total: 0 };
   const limit = options.limit ?? 50;
+  // A listing shows copies of the payloads: capped (the table keeps them whole).
+  const maxBytes = ctx.config.quality?.payload_max_bytes ?? DEFAULT_PAYLOAD_MAX_BYTES;
   for (const t of await chosenTables(ctx, filter)) {
     const { sql, params } = await filterSql(ctx.db, t.table, filter);
     const where = options.pendingOnly ? `${sql} AND _replayed_at IS NULL` : sql;
@@ -207,7 +214,8 @@ export async function listDlq(
     const room = limit - out.rows.length;
     if (room > 0) {
       const rows = await ctx.db.all<DlqEntry>(
-        `SELECT ${literal(t.table)} AS dlq_table, _dlq_id, _run_id, _reason_code, _reason, _payload,
+        `SELECT ${literal(t.table)} AS dlq_table, _dlq_id, _run_id, _reason_code, _reason,
+          ${capPayloadSql("_payload", maxBytes)} AS _payload,
           _source_file, _source_row, _quarantined_at, _replayed_at
          FROM ${table} WHERE ${where}
          ORDER BY _quarantined_at, _source_file, _source_row LIMIT ${room}`,
@@ -217,6 +225,47 @@ export async function listDlq(
     }
   }
   return out;
+}
+
+/**
+ * {@linkcode listDlq} over the ledger replica a running stream writes after
+ * each batch (`<lake>/.ledger_replica.duckdb`), for when the stream holds the
+ * database. Returns undefined when there is no replica; `at` is when it was
+ * written.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await listDlqReplica(config, {}, { limit: 20 });
+ * const shown = r?.rows.length; // rows of the replica, written at r.at
+ * ```
+ */
+export async function listDlqReplica(
+  config: PipelineConfig,
+  filter: DlqFilter,
+  options: { limit?: number; pendingOnly?: boolean } = {},
+): Promise<(DlqListing & { at: Date }) | undefined> {
+  const replica = await openLedgerReplica(config);
+  if (replica === undefined) return undefined;
+  const logger = getLogger(["sluice", "dlq"]);
+  logger.warn(
+    "the database is held by a running stream; showing the ledger replica as of {at}",
+    { event: "ledger_replica_shown", at: replica.at.toISOString(), path: replica.path },
+  );
+  try {
+    const ctx: RunContext = {
+      runId: "replica",
+      config,
+      db: replica.db,
+      logger,
+      metrics: new Registry(),
+      clock: systemClock,
+      startedAt: systemClock.now(),
+      trigger: "replica",
+    };
+    return { ...await listDlq(ctx, filter, options), at: replica.at };
+  } finally {
+    replica.db.close();
+  }
 }
 
 /** What replaying one DLQ table did. */
@@ -294,7 +343,7 @@ async function replayStream(
   params: Record<string, SqlParam>,
   options: { dryRun?: boolean },
 ): Promise<ReplayResult> {
-  const s = ctx.config.streaming!;
+  const s = parsingConfig(ctx.config.streaming!);
   const db = ctx.db;
   const dlq = qualified("silver", t.table);
   const result: ReplayResult = {
@@ -409,6 +458,14 @@ async function replayQuarantine(
   if (silver === undefined) {
     throw new UsageError(
       `Cannot replay ${t.table}: silver table "${t.of}" is not in the config any more`,
+    );
+  }
+  if ((silver.mask ?? []).length > 0) {
+    throw new UsageError(
+      `Cannot replay ${t.table}: silver table "${t.of}" masks ${
+        silver.mask!.join(", ")
+      }, so its quarantine payloads hold *** instead of the values (fix the source files and ` +
+        "let them be re-landed instead)",
     );
   }
   const result: ReplayResult = {

@@ -4,10 +4,11 @@
  *
  * @module
  */
-import type { PipelineConfig } from "../core/config_schema.ts";
-import { sizeBytes } from "../core/config_streaming.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
+import { isJetStreaming, sizeBytes } from "../core/config/mod.ts";
 import { formatDuration, parseDuration } from "../core/duration.ts";
 import { requireStreaming } from "./stream.ts";
+import { explainJetStream } from "./jetstream/explain.ts";
 
 function n(x: number): string {
   return x.toLocaleString("en-US");
@@ -24,6 +25,7 @@ function n(x: number): string {
  * ```
  */
 export function explainStream(config: PipelineConfig): string {
+  if (isJetStreaming(config.streaming)) return explainJetStream(config);
   const s = requireStreaming(config);
   const src = s.source;
   const target = `silver.${s.target}`;
@@ -132,7 +134,7 @@ export function explainStream(config: PipelineConfig): string {
     `--trigger once: one batch. --trigger available-now: every file pending at the start, then exit.\n` +
       `--trigger interval: a batch every ${
         formatDuration(parseDuration(s.trigger_interval))
-      } until SIGINT/SIGTERM, which finish the\ncurrent batch (never half-commit it) and exit 0.`,
+      } until SIGINT/SIGTERM, which finish the\ncurrent batch (never half-commit it) and exit 130 or 143.`,
   );
   return out.join("\n\n");
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { StreamingConfig } from "../core/config_streaming.ts";
+import type { StreamingConfig } from "../core/config/mod.ts";
 import { ConservationError } from "../core/errors.ts";
 import { literal, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";

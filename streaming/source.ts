@@ -14,10 +14,10 @@
  */
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
-import type { StreamingConfig } from "../core/config_streaming.ts";
+import type { StreamingConfig } from "../core/config/mod.ts";
 import { parseDuration } from "../core/duration.ts";
 import { SourceError } from "../core/errors.ts";
-import { listFiles } from "../stages/_files.ts";
+import { listFiles } from "../core/files.ts";
 
 /** A file in the landing folder as seen by one look. */
 export interface LandingFile {

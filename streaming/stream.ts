@@ -16,8 +16,8 @@
  * @module
  */
 import { getLogger, type Logger } from "@logtape/logtape";
-import type { StreamingConfig } from "../core/config_streaming.ts";
-import { sizeBytes } from "../core/config_streaming.ts";
+import type { StreamingConfig } from "../core/config/mod.ts";
+import { isJetStreaming, sizeBytes } from "../core/config/mod.ts";
 import { formatDuration, parseDuration } from "../core/duration.ts";
 import { ensureDlqTable } from "../core/dlq.ts";
 import {
@@ -30,10 +30,13 @@ import {
 } from "../core/errors.ts";
 import { ident, literal, literalList, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
+import { writeLedgerReplica } from "../core/ledger_replica.ts";
+import { guardSql } from "../core/sql_guard.ts";
 import { finishRunRecord, startRunRecord } from "../observability/ledger.ts";
 import { type StreamMetrics, streamMetrics } from "./_metrics.ts";
-import { cleanFinishedFiles } from "./_clean.ts";
+import { cleanFinishedFiles, reconcileArchive } from "./_clean.ts";
 import { classifySql, eventTimeOf, lateDetailSql, lateSql, usSql } from "./_sql.ts";
+import { crashIfAt, logStreamFailed, reasonsText, sleep, usToDate } from "./_runner.ts";
 import {
   type Checkpoint,
   ensureStreamTables,
@@ -45,6 +48,7 @@ import {
   partialFile,
   saveCheckpoint,
   saveFileProgress,
+  verifyCheckpoint,
 } from "./checkpoint.ts";
 import { exportBatches } from "./export.ts";
 import { checkPartialFile, discoverFiles, type LandingFile } from "./source.ts";
@@ -242,23 +246,6 @@ async function dropStaging(db: RunContext["db"]): Promise<void> {
   }
 }
 
-function usToDate(us: number | null): Date | null {
-  return us === null ? null : new Date(Math.floor(us / 1000));
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted || ms <= 0) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
-}
-
 /**
  * The streaming config of a loaded pipeline, or a {@linkcode ConfigError}
  * saying that `sluice stream` needs a `streaming:` section.
@@ -280,7 +267,13 @@ export function requireStreaming(config: RunContext["config"]): StreamingConfig 
         "watermark and fail_on_data_loss are required to stream)",
     }]);
   }
-  return config.streaming;
+  if (isJetStreaming(config.streaming)) {
+    throw new UsageError(
+      `Cannot read stream "${config.streaming.checkpoint}" from a landing folder: its source is ` +
+        "JetStream (run it with runJetStream, `sluice stream --worker-id ID`)",
+    );
+  }
+  return config.streaming as StreamingConfig;
 }
 
 /** Name clashes between the stream's tables and the batch pipeline's tables. */
@@ -348,6 +341,8 @@ class StreamRunner {
   readonly settleMs: number;
   readonly maxBytes: number;
   batchesStarted = 0;
+  /** When this run last wrote the ledger replica (its next write adds only newer dead letters). */
+  replicaAt: Date | undefined;
   summary: StreamSummary;
 
   constructor(ctx: RunContext, options: StreamOptions) {
@@ -403,6 +398,12 @@ class StreamRunner {
     await startRunRecord(this.ctx, { command: "stream" });
     try {
       await this.prepare();
+      await verifyCheckpoint(this.db, this.stream, { target: this.s.target, dlq: this.s.dlq });
+      await reconcileArchive(this.db, this.s, {
+        stream: this.stream,
+        runId: this.ctx.runId,
+        pipeline: this.ctx.config.pipeline,
+      });
       const cp = await loadCheckpoint(this.db, this.stream, {
         runId: this.ctx.runId,
         now: this.ctx.clock.now(),
@@ -423,17 +424,14 @@ class StreamRunner {
     } catch (e) {
       this.summary.durationMs = performance.now() - started;
       await finishRunRecord(this.ctx, { status: "failed", error: errorMessage(e) }).catch(() => {});
-      this.log.error("stream failed", {
-        event: "stream_failed",
-        error: errorMessage(e),
-        error_kind: (e as { kind?: string }).kind ?? "internal",
-        batches: this.summary.batches,
-      });
+      await this.replica().catch(() => {});
+      logStreamFailed(this.log, e, this.summary.batches);
       throw e;
     }
     this.summary.durationMs = performance.now() - started;
     await finishRunRecord(this.ctx, { status: "success" });
     await this.db.checkpoint();
+    await this.replica();
     this.log.info("stream stopped", {
       event: "stream_stopped",
       reason: this.summary.stoppedBy,
@@ -450,6 +448,15 @@ class StreamRunner {
 
   /** Creates the checkpoint, target, DLQ and window tables. */
   async prepare(): Promise<void> {
+    // The SQL guard: window aggregates are user SQL (validate refuses the same).
+    for (const [name, w] of Object.entries(this.s.windows)) {
+      for (const [agg, sql] of Object.entries(w.aggregates)) {
+        await guardSql(this.db, sql, {
+          what: `window "${name}" aggregate "${agg}"`,
+          kind: "expression",
+        });
+      }
+    }
     await ensureStreamTables(this.db);
     await this.db.run(`CREATE SCHEMA IF NOT EXISTS ${ident(WINDOW_SCHEMA)}`);
     await ensureTargetTable(this.ctx, this.s);
@@ -535,11 +542,7 @@ class StreamRunner {
   }
 
   crash(step: CrashStep): void {
-    const c = this.options.crashAt;
-    if (c !== undefined && c.step === step && c.batch === this.batchesStarted) {
-      this.log.warn("crash point reached, killing the process", { event: "crash_point", step });
-      Deno.kill(Deno.pid, "SIGKILL");
-    }
+    crashIfAt(this.log, this.options.crashAt, { step, batch: this.batchesStarted });
   }
 
   async dataLoss(state: FileState, loss: { kind: string; detail: string }): Promise<void> {
@@ -760,36 +763,7 @@ class StreamRunner {
        FROM _sluice_rows AS r
        WHERE r.__code IS NULL ${notLate}`,
     );
-    const lateRows = counts.late === 0 ? "" : `UNION ALL
-      SELECT l.__slice, l.__ln, 'late', ${lateDetailSql()}, ln.line, l.__et, l.__wm
-      FROM _sluice_late AS l JOIN _sluice_lines AS ln ON ln.slice = l.__slice AND ln.ln = l.__ln`;
-    let deadLettered = 0;
-    if (dead > 0) {
-      await db.run(
-        `CREATE OR REPLACE TEMP TABLE _sluice_dead AS
-         SELECT __slice AS slice, __ln AS ln, __code AS code, __detail AS detail,
-           __payload AS payload, NULL::TIMESTAMPTZ AS et, NULL::TIMESTAMPTZ AS wm
-         FROM _sluice_rows WHERE __code IS NOT NULL AND __code <> 'blank'
-         ${lateRows}`,
-      );
-      // Byte offsets of dead letters: a running sum of line sizes within each slice.
-      deadLettered = await db.run(
-        `INSERT INTO ${qualified("silver", s.dlq)} BY NAME
-         SELECT md5(concat_ws('|', ${literal(this.stream)}, s.path, d.ln)) AS _dlq_id,
-           ${literal(this.ctx.runId)} AS _run_id, ${literal(s.target)} AS _table,
-           d.code AS _reason_code, d.detail AS _reason, d.payload AS _payload,
-           s.path AS _source_file, d.ln AS _source_row, s.base + o.rel AS _source_offset,
-           d.et AS _event_time, d.wm AS _watermark_at_arrival,
-           epoch(d.wm) - epoch(d.et) AS _lateness_seconds, ${at}::TIMESTAMPTZ AS _quarantined_at
-         FROM _sluice_dead AS d JOIN _sluice_slices AS s ON d.slice = s.slice
-         JOIN (
-           SELECT slice, ln, sum(nb) OVER (PARTITION BY slice ORDER BY ln ROWS UNBOUNDED PRECEDING)
-             - nb AS rel
-           FROM _sluice_lines
-         ) AS o ON o.slice = d.slice AND o.ln = d.ln`,
-      );
-      await db.run(`DROP TABLE _sluice_dead`);
-    }
+    const deadLettered = dead > 0 ? await this.writeDeadLetters(counts, at) : 0;
     if (written !== good || deadLettered !== dead) {
       throw new ConservationError(
         `Rows do not add up in batch ${batchId} of stream "${this.stream}": ${counts.total} lines, ` +
@@ -813,24 +787,7 @@ class StreamRunner {
       now,
       stream: this.stream,
     });
-    const progress: FileProgress[] = staged.slices.map((sl) => ({
-      path: sl.file.path,
-      size: sl.file.size,
-      mtimeMs: sl.file.mtimeMs,
-      offset: sl.end,
-      lines: (sl.file.state?.lines ?? 0) + sl.linesConsumed,
-      header: sl.header,
-      status: sl.done ? "done" : "partial",
-      known: sl.file.state !== undefined,
-      slice: sl.done ? undefined : {
-        start: sl.start,
-        end: sl.end,
-        firstLine: sl.firstLine,
-        lines: sl.linesConsumed,
-        sha256: sl.sha256!,
-      },
-    }));
-    await saveFileProgress(db, this.stream, batchId, progress, { now });
+    await this.saveProgress(staged, { batchId, now });
     await saveCheckpoint(db, this.stream, {
       batchId,
       maxEventTimeUs,
@@ -859,29 +816,95 @@ class StreamRunner {
       filesPending: pendingAfter,
       bytesBehind: Math.max(0, b.plan.bytesBehind - bytesRead),
     };
+    await this.recordBatch(result, { now, maxEventTimeUs, watermarkUs });
+    this.crash("checkpointed");
+    return result;
+  }
+
+  /** Writes the batch's dead letters (invalid and late rows) to the DLQ; returns how many. */
+  async writeDeadLetters(counts: BatchCounts, at: string): Promise<number> {
+    const db = this.db;
+    const s = this.s;
+    const lateRows = counts.late === 0 ? "" : `UNION ALL
+      SELECT l.__slice, l.__ln, 'late', ${lateDetailSql()}, ln.line, l.__et, l.__wm
+      FROM _sluice_late AS l JOIN _sluice_lines AS ln ON ln.slice = l.__slice AND ln.ln = l.__ln`;
     await db.run(
+      `CREATE OR REPLACE TEMP TABLE _sluice_dead AS
+       SELECT __slice AS slice, __ln AS ln, __code AS code, __detail AS detail,
+         __payload AS payload, NULL::TIMESTAMPTZ AS et, NULL::TIMESTAMPTZ AS wm
+       FROM _sluice_rows WHERE __code IS NOT NULL AND __code <> 'blank'
+       ${lateRows}`,
+    );
+    // Byte offsets of dead letters: a running sum of line sizes within each slice.
+    const deadLettered = await db.run(
+      `INSERT INTO ${qualified("silver", s.dlq)} BY NAME
+       SELECT md5(concat_ws('|', ${literal(this.stream)}, s.path, d.ln)) AS _dlq_id,
+         ${literal(this.ctx.runId)} AS _run_id, ${literal(s.target)} AS _table,
+         d.code AS _reason_code, d.detail AS _reason, d.payload AS _payload,
+         s.path AS _source_file, d.ln AS _source_row, s.base + o.rel AS _source_offset,
+         d.et AS _event_time, d.wm AS _watermark_at_arrival,
+         epoch(d.wm) - epoch(d.et) AS _lateness_seconds, ${at}::TIMESTAMPTZ AS _quarantined_at
+       FROM _sluice_dead AS d JOIN _sluice_slices AS s ON d.slice = s.slice
+       JOIN (
+         SELECT slice, ln, sum(nb) OVER (PARTITION BY slice ORDER BY ln ROWS UNBOUNDED PRECEDING)
+           - nb AS rel
+         FROM _sluice_lines
+       ) AS o ON o.slice = d.slice AND o.ln = d.ln`,
+    );
+    await db.run(`DROP TABLE _sluice_dead`);
+    return deadLettered;
+  }
+
+  /** Records how far each file of the batch was read (its slice, for a partial file). */
+  async saveProgress(staged: Staged, options: { batchId: number; now: Date }): Promise<void> {
+    const { batchId, now } = options;
+    const progress: FileProgress[] = staged.slices.map((sl) => ({
+      path: sl.file.path,
+      size: sl.file.size,
+      mtimeMs: sl.file.mtimeMs,
+      offset: sl.end,
+      lines: (sl.file.state?.lines ?? 0) + sl.linesConsumed,
+      header: sl.header,
+      status: sl.done ? "done" : "partial",
+      known: sl.file.state !== undefined,
+      slice: sl.done ? undefined : {
+        start: sl.start,
+        end: sl.end,
+        firstLine: sl.firstLine,
+        lines: sl.linesConsumed,
+        sha256: sl.sha256!,
+      },
+    }));
+    await saveFileProgress(this.db, this.stream, batchId, progress, { now });
+  }
+
+  /** The batch's row in `_sluice.stream_batches`. */
+  async recordBatch(
+    result: BatchResult,
+    options: { now: Date; maxEventTimeUs: number | null; watermarkUs: number | null },
+  ): Promise<void> {
+    const { now, maxEventTimeUs, watermarkUs } = options;
+    await this.db.run(
       `INSERT INTO _sluice.stream_batches VALUES ($stream, $batch, 'files', $run_id,
         $started::TIMESTAMPTZ, $now::TIMESTAMPTZ, $files, $finished, $read, $written, $dead, $blank,
         $by_reason::JSON, $bytes, ${usSql(maxEventTimeUs)}, ${usSql(watermarkUs)}, $windows, NULL)`,
       {
         stream: this.stream,
-        batch: batchId,
+        batch: result.batchId,
         run_id: this.ctx.runId,
         started: now.toISOString(),
         now: now.toISOString(),
         files: result.files,
-        finished: filesFinished,
-        read: counts.total,
-        written,
-        dead: deadLettered,
-        blank: counts.blank,
-        by_reason: JSON.stringify(counts.byReason),
-        bytes: bytesRead,
-        windows: Object.values(windowsEmitted).reduce((a, c) => a + c, 0),
+        finished: result.filesFinished,
+        read: result.recordsRead,
+        written: result.written,
+        dead: result.deadLettered,
+        blank: result.blank,
+        by_reason: JSON.stringify(result.byReason),
+        bytes: result.bytesRead,
+        windows: Object.values(result.windowsEmitted).reduce((a, c) => a + c, 0),
       },
     );
-    this.crash("checkpointed");
-    return result;
   }
 
   /** Cleans finished files and exports committed batches (both idempotent). */
@@ -914,6 +937,24 @@ class StreamRunner {
       }
     }
     this.crash("exported");
+    await this.replica();
+  }
+
+  /** Writes the ledger replica the read-only commands fall back to while the stream runs. */
+  async replica(): Promise<void> {
+    const t0 = performance.now();
+    const r = await writeLedgerReplica(this.db, this.ctx.config, {
+      at: this.ctx.clock.now(),
+      since: this.replicaAt,
+    });
+    this.log.debug("ledger replica written", {
+      event: "ledger_replica_written",
+      path: r.path,
+      tables: r.tables.length,
+      since: this.replicaAt?.toISOString() ?? null,
+      duration_ms: Math.round(performance.now() - t0),
+    });
+    this.replicaAt = r.at;
   }
 
   record(r: BatchResult, timings: Record<string, number>): void {
@@ -930,7 +971,7 @@ class StreamRunner {
     const now = this.ctx.clock.now();
     const lag = r.watermark === null ? null : (now.getTime() - r.watermark.getTime()) / 1000;
     m.batches.inc(l);
-    m.records.inc({ ...l, outcome: "read" }, r.recordsRead);
+    m.recordsRead.inc(l, r.recordsRead);
     m.records.inc({ ...l, outcome: "written" }, r.written);
     m.records.inc({ ...l, outcome: "dead_lettered" }, r.deadLettered);
     m.records.inc({ ...l, outcome: "blank" }, r.blank);
@@ -980,8 +1021,7 @@ class StreamRunner {
  */
 export function formatStreamSummary(sum: StreamSummary): string {
   const n = (x: number) => x.toLocaleString("en-US");
-  const reasons = Object.entries(sum.byReason).sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k} ${n(v)}`).join(", ");
+  const reasons = reasonsText(sum.byReason);
   const lines = [
     `stream ${sum.stream} (${sum.trigger}): ${n(sum.batches)} batch${
       sum.batches === 1 ? "" : "es"

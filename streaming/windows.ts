@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { StreamingConfig, WindowConfig } from "../core/config_streaming.ts";
+import type { StreamingConfig, WindowConfig } from "../core/config/mod.ts";
 import { parseDuration } from "../core/duration.ts";
 import type { Engine } from "../core/engine.ts";
 import { ident, identList, literal, qualified } from "../core/quote.ts";

@@ -4,10 +4,12 @@
  * @module
  */
 import { join } from "node:path";
-import { loadConfig } from "../core/config.ts";
-import type { PipelineConfig } from "../core/config_schema.ts";
-import type { RunContext } from "../core/run_context.ts";
-import { openRun, runPipeline } from "../stages/pipeline.ts";
+import { loadConfig } from "../core/config/mod.ts";
+import type { PipelineConfig } from "../core/config/mod.ts";
+import type { Engine } from "../core/engine.ts";
+import { openPipelineDb } from "../core/pipeline_db.ts";
+import { withRun } from "../runtime/with_run.ts";
+import { runPipeline } from "../stages/pipeline.ts";
 import type { RunSummary } from "../core/run_context.ts";
 
 /** A temp folder with a pipeline.yaml. */
@@ -43,18 +45,17 @@ export async function runOnce(
     {},
 ): Promise<RunSummary> {
   const config = await loadConfig(project.configFile);
-  const ctx = await openRun(config, { runId: options.runId, trigger: "test" });
-  try {
-    return await runPipeline(ctx, { stages: options.stages });
-  } finally {
-    ctx.db.close();
-  }
+  return await withRun(
+    config,
+    { runId: options.runId, trigger: "test" },
+    (ctx) => runPipeline(ctx, { stages: options.stages }),
+  );
 }
 
 /** Opens the project's database for queries; close it with `ctx.db.close()`. */
-export async function openProject(project: Project): Promise<RunContext> {
+export async function openProject(project: Project): Promise<{ db: Engine }> {
   const config: PipelineConfig = await loadConfig(project.configFile);
-  return await openRun(config, { trigger: "test" });
+  return { db: await openPipelineDb(config) };
 }
 
 /** Runs a query against the project's database and closes it. */
@@ -70,30 +71,50 @@ export async function query<T extends Record<string, unknown>>(
   }
 }
 
+/** How {@linkcode sluice} runs the CLI. */
+export interface SluiceOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Also grant `--allow-net=127.0.0.1`. */
+  net?: boolean;
+}
+
 /** Runs the CLI as a subprocess and returns its exit code and output. */
 export async function sluice(
   args: string[],
-  options: { env?: Record<string, string>; cwd?: string } = {},
+  options: SluiceOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const cli = new URL("../cli.ts", import.meta.url).pathname;
   const nodeModules = new URL("../node_modules", import.meta.url).pathname;
   const out = await new Deno.Command("deno", {
     args: [
       "run",
+      "--no-prompt",
       `--allow-ffi=${nodeModules}`,
       "--allow-read",
       "--allow-write",
       "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM",
+      ...(options.net ? ["--allow-net=127.0.0.1"] : []),
       cli,
       ...args,
     ],
     cwd: options.cwd,
     env: { NO_COLOR: "1", ...options.env },
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** {@linkcode sluice} with stdout and stderr joined into one `out`. */
+export async function sluiceOut(
+  args: string[],
+  options: SluiceOptions = {},
+): Promise<{ code: number; out: string }> {
+  const r = await sluice(args, options);
+  return { code: r.code, out: `${r.stdout}\n${r.stderr}` };
 }
 
 /** A small two-source config used by many tests. */
@@ -112,6 +133,8 @@ silver:
     key: [order_id]
     order_by: updated_at
     mode: merge
+    # The test files quarantine on purpose, up to half their rows.
+    max_quarantine: "50%"
     columns:
       order_id: { type: BIGINT, nullable: false }
       quantity: { type: INTEGER }

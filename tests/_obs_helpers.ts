@@ -10,11 +10,12 @@
 import { join } from "node:path";
 import { Registry } from "prom-client";
 import type { Clock } from "../core/clock.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config/mod.ts";
 import type { RunContext, RunSummary } from "../core/run_context.ts";
-import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
+import { ECOMMERCE_PIPELINE_YAML } from "../scaffold/example_pipeline.ts";
 import { generateDemoData } from "../scaffold/generate.ts";
-import { openRun, runPipeline } from "../stages/pipeline.ts";
+import { withRun } from "../runtime/with_run.ts";
+import { runPipeline } from "../stages/pipeline.ts";
 
 /** A temp e-commerce project. */
 export interface DemoProject {
@@ -60,19 +61,20 @@ export async function runInProcess(
 ): Promise<InProcessRun> {
   const config = await loadConfig(p.configFile);
   const registry = new Registry();
-  const ctx: RunContext = await openRun(config, {
-    clock: options.clock,
-    runId: options.runId,
-    trigger: options.trigger ?? "test",
-    metrics: registry,
-  });
+  let runId = options.runId ?? "";
   try {
-    const summary = await runPipeline(ctx);
-    return { runId: ctx.runId, summary, registry };
+    const summary = await withRun(config, {
+      clock: options.clock,
+      runId: options.runId,
+      trigger: options.trigger ?? "test",
+      metrics: registry,
+    }, (ctx: RunContext) => {
+      runId = ctx.runId;
+      return runPipeline(ctx);
+    });
+    return { runId, summary, registry };
   } catch (error) {
-    return { runId: ctx.runId, error, registry };
-  } finally {
-    ctx.db.close();
+    return { runId, error, registry };
   }
 }
 

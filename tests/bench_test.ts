@@ -8,13 +8,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isVersionOnly } from "../_fast_version.ts";
-import { loadConfig } from "../core/config.ts";
-import { openEngine } from "../core/engine.ts";
+import { loadConfig } from "../core/config/mod.ts";
+import { type Engine, openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
 import { writeBaselineSpec, writeProject } from "../bench/_project.ts";
 import { streamData, writeStreamProject } from "../bench/_stream_data.ts";
 import { generateDemoData } from "../scaffold/generate.ts";
-import { openRun, runPipeline } from "../stages/pipeline.ts";
+import { withRun } from "../runtime/with_run.ts";
+import { runPipeline } from "../stages/pipeline.ts";
 import { runStreamPipeline } from "../streaming/run.ts";
 import { makeProject, query, runOnce } from "./_helpers.ts";
 
@@ -50,8 +51,7 @@ Deno.test("the plain-SQL batch baseline keeps, quarantines and models the same r
     checks: false,
     profiling: false,
   });
-  const ctx = await openRun(await loadConfig(config), { trigger: "test" });
-  const facts = async (db: { one: typeof ctx.db.one }) => ({
+  const facts = async (db: Pick<Engine, "one">) => ({
     bronze: (await db.one<{ n: number }>("SELECT count(*) AS n FROM bronze.orders"))?.n,
     silver: (await db.one<{ n: number }>("SELECT count(*) AS n FROM silver.orders"))?.n,
     quarantined: (await db.one<{ n: number }>(
@@ -68,13 +68,10 @@ Deno.test("the plain-SQL batch baseline keeps, quarantines and models the same r
       "SELECT string_agg(product_id::VARCHAR, ',' ORDER BY rank, product_id) AS p FROM gold.top_products",
     ))?.p,
   });
-  let sluice;
-  try {
+  const sluice = await withRun(await loadConfig(config), { trigger: "test" }, async (ctx) => {
     await runPipeline(ctx);
-    sluice = await facts(ctx.db);
-  } finally {
-    ctx.db.close();
-  }
+    return await facts(ctx.db);
+  });
   const spec = await writeBaselineSpec(join(dir, "spec.json"));
   const out = await benchScript("bench/baseline_sql.ts", [
     "--data",

@@ -26,6 +26,8 @@ sources:
 
 Deno.test("validate binds gold SQL against the declared tables and prints ok", async () => {
   const ok = await makeProject(SHOP_YAML);
+  // validate reports a source folder that does not exist.
+  await Deno.mkdir(join(ok.dir, "landing/orders"), { recursive: true });
   const r = await sluice(["validate", "-c", ok.configFile]);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), "ok");
@@ -83,10 +85,13 @@ Deno.test("usage mistakes exit 2 with one line and no stack trace", async () => 
   assert.doesNotMatch(nofile.stderr, /\bat .*\.ts:\d+/);
 });
 
-Deno.test("--version prints the version and exits 0", async () => {
+Deno.test("--version prints the Sluice, DuckDB and Deno versions and exits 0", async () => {
   const r = await sluice(["--version"]);
   assert.equal(r.code, 0);
-  assert.match(r.stdout.trim(), /^\d+\.\d+\.\d+$/);
+  assert.match(
+    r.stdout.trim(),
+    /^sluice \d+\.\d+\.\d+\nduckdb v\d+\.\d+\.\d+\ndeno \d+\.\d+\.\d+$/,
+  );
 });
 
 Deno.test("init scaffolds a project that validates and demo data runs through it", async () => {
@@ -97,4 +102,39 @@ Deno.test("init scaffolds a project that validates and demo data runs through it
   assert.equal(v.code, 0, v.stderr);
   const again = await sluice(["init", dir]);
   assert.equal(again.code, 2);
+});
+
+Deno.test("a failed run's error is printed once in text logs, and as a JSON line naming the run in JSON logs", async () => {
+  const yaml = SHOP_YAML.replace(
+    "group by country\n",
+    "group by country\n    checks:\n      - range: { column: units, max: 1 }\n",
+  );
+  const p = await makeProject(yaml, {
+    "landing/orders/a.csv": "order_id,quantity,country,updated_at\n1,5,de,2026-01-01 10:00:00\n",
+  });
+  const text = await sluice(["--log-format", "text", "run", "-c", p.configFile]);
+  assert.equal(text.code, 3, text.stderr);
+  assert.equal(text.stdout, "", "a failed run prints no summary on stdout");
+  const mentions = text.stderr.split("\n").filter((l) => l.includes("units"));
+  const errorLines = text.stderr.split("\n").filter((l) => l.startsWith("sluice: "));
+  assert.equal(errorLines.length, 1, text.stderr);
+  assert.ok(mentions.length >= 1);
+  assert.doesNotMatch(text.stderr, /run failed/, "the run_failed line is not shown as well");
+
+  const json = await sluice([
+    "--log-format",
+    "json",
+    "run",
+    "-c",
+    p.configFile,
+    "--run-id",
+    "failing-2",
+  ]);
+  assert.equal(json.code, 3);
+  const records = json.stderr.trim().split("\n").map((l) => JSON.parse(l));
+  const failed = records.filter((r) => r.event === "command_failed");
+  assert.equal(failed.length, 1);
+  assert.equal(failed[0].run_id, "failing-2");
+  assert.equal(failed[0].exit_code, 3);
+  assert.ok(records.every((r) => r.run_id === "failing-2"));
 });

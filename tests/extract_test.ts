@@ -135,6 +135,7 @@ sources:
 silver:
   clicks:
     from: clicks
+    max_quarantine: "100%" # two of three clicks are meant to be quarantined
     columns:
       user_id: { type: BIGINT, nullable: false }
       page: { type: VARCHAR }

@@ -4,11 +4,11 @@ import { parse } from "yaml";
 import { openEngine } from "../core/engine.ts";
 import type { Engine } from "../core/engine.ts";
 import { UsageError } from "../core/errors.ts";
-import { PipelineSchema } from "../core/config_schema.ts";
+import { PipelineSchema } from "../core/config/mod.ts";
 import { literal } from "../core/quote.ts";
 import { generateDemoData } from "../scaffold/generate.ts";
 import type { GenerateSummary } from "../scaffold/generate.ts";
-import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
+import { ECOMMERCE_PIPELINE_YAML } from "../scaffold/example_pipeline.ts";
 
 /** Generates into a fresh temp dir, runs `fn`, removes the dir. */
 async function withData(

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { PipelineSchema } from "../core/config_schema.ts";
+import { PipelineSchema } from "../core/config/mod.ts";
 import { UsageError } from "../core/errors.ts";
 import { initProject, renderStarterConfig } from "../scaffold/init.ts";
 
@@ -14,12 +14,13 @@ async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("initProject creates pipeline.yaml, landing/events/.gitkeep and .gitignore", async () => {
+Deno.test("initProject creates pipeline.yaml, its JSON Schema, landing/events/.gitkeep and .gitignore", async () => {
   await withTempDir(async (tmp) => {
     const dir = join(tmp, "shop");
     const created = await initProject(dir, { name: "shop_events" });
     assert.deepEqual(created, [
       join(dir, "pipeline.yaml"),
+      join(dir, "pipeline.schema.json"),
       join(dir, "landing", "events", ".gitkeep"),
       join(dir, ".gitignore"),
     ]);
@@ -27,7 +28,10 @@ Deno.test("initProject creates pipeline.yaml, landing/events/.gitkeep and .gitig
     assert.equal(await Deno.readTextFile(join(dir, "landing", "events", ".gitkeep")), "");
     const yaml = await Deno.readTextFile(join(dir, "pipeline.yaml"));
     assert.match(yaml, /^pipeline: shop_events$/m);
-    assert.match(yaml, /^#/, "the config is commented");
+    assert.match(yaml, /^# yaml-language-server: \$schema=\.\/pipeline\.schema\.json\n/);
+    assert.match(yaml, /^# Sluice pipeline "shop_events"/m, "the config is commented");
+    const schema = JSON.parse(await Deno.readTextFile(join(dir, "pipeline.schema.json")));
+    assert.equal(schema.$schema, "https://json-schema.org/draft/2020-12/schema");
   });
 });
 
@@ -95,7 +99,7 @@ Deno.test("an existing .gitignore gets lake/ appended once and is otherwise kept
 
     await Deno.remove(join(dir, "pipeline.yaml"));
     const again = await initProject(dir);
-    assert.deepEqual(again, [join(dir, "pipeline.yaml")]);
+    assert.deepEqual(again, [join(dir, "pipeline.yaml"), join(dir, "pipeline.schema.json")]);
     assert.equal(await Deno.readTextFile(join(dir, ".gitignore")), "node_modules/\nlake/\n");
   });
 });

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import formatsModule from "ajv-formats";
 import { steppingClock } from "../core/clock.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config/mod.ts";
 import { openEngine } from "../core/engine.ts";
 import { qualified, rawIdent } from "../core/quote.ts";
 import { lineageRunId, type RunEvent, stageRunId } from "../observability/lineage.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Gauge, Registry } from "prom-client";
 import { steppingClock } from "../core/clock.ts";
-import { parseConfig } from "../core/config.ts";
+import { parseConfig } from "../core/config/mod.ts";
 import { ConfigError } from "../core/errors.ts";
 import { openEngine } from "../core/engine.ts";
 import { pushgatewayGroupUrl, pushToGateway, writeFileAtomic } from "../observability/exporters.ts";
@@ -46,6 +46,7 @@ Deno.test("run metrics equal the ledger; only a success advances the last-succes
     );
     assert.equal(await value(r1, "sluice_runs_total", { pipeline, status: "success" }), 1);
     assert.equal(await value(r1, "sluice_files", { source: "orders", outcome: "new" }), 4);
+    assert.equal(await value(r1, "sluice_files_found", { source: "orders" }), 4);
 
     const db = await openEngine(join(p.dir, "lake/sluice.duckdb"), {
       allowedDirectories: [p.dir],
@@ -67,10 +68,15 @@ Deno.test("run metrics equal the ledger; only a success advances the last-succes
       assert.ok(ledger.length >= 10);
       for (const t of ledger) {
         const l = { pipeline, layer: t.layer, table: t.table_name };
-        assert.equal(await value(r1, "sluice_rows", { ...l, outcome: "in" }), t.rows_in);
+        assert.equal(await value(r1, "sluice_rows_in", l), t.rows_in);
         assert.equal(await value(r1, "sluice_rows", { ...l, outcome: "passed" }), t.passed);
-        assert.equal(await value(r1, "sluice_rows_quarantined", l), t.quarantined);
-        assert.equal(await value(r1, "sluice_duplicates_dropped", l), t.duplicates);
+        assert.equal(
+          await value(r1, "sluice_rows", { ...l, outcome: "quarantined" }),
+          t.quarantined,
+        );
+        assert.equal(await value(r1, "sluice_rows", { ...l, outcome: "duplicate" }), t.duplicates);
+        // The outcomes are the parts of rows in: summing them over outcome is meaningful.
+        assert.equal(t.passed + t.quarantined + t.duplicates, t.rows_in);
         assert.equal(
           await value(r1, "sluice_stage_duration_seconds", { pipeline, stage: t.stage }),
           t.duration_ms / 1000,
@@ -196,7 +202,11 @@ Deno.test("the Pushgateway push retries 5xx a bounded number of times and never 
       sleep,
     });
     assert.deepEqual([flaky.ok, flaky.attempts], [true, 3]);
-    assert.deepEqual(delays, [250, 500]);
+    // Full jitter under a doubling ceiling (250 ms, then 500 ms), never below a tenth of it.
+    assert.equal(delays.length, 2);
+    for (const [i, ceiling] of [250, 500].entries()) {
+      assert.ok(delays[i] >= ceiling / 10 && delays[i] <= ceiling, `delay ${delays[i]}`);
+    }
     assert.ok(
       seen.every((s) => s.method === "PUT" && s.path === "/metrics/job/sluice/pipeline/shop"),
     );

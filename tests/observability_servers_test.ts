@@ -61,11 +61,12 @@ async function ledgerFigures(dir: string, runId: string) {
     const tables = await db.all<{
       layer: string;
       table_name: string;
+      rows_in: number;
       passed: number;
       quarantined: number;
       duplicates: number;
     }>(
-      `SELECT layer, table_name, passed, quarantined, duplicates FROM _sluice.stage_tables
+      `SELECT layer, table_name, rows_in, passed, quarantined, duplicates FROM _sluice.stage_tables
        WHERE run_id = $r AND layer IN ('bronze', 'silver', 'gold')`,
       { r: runId },
     );
@@ -113,8 +114,15 @@ Deno.test({
       for (const t of ledger.tables) {
         const l = { ...group, layer: t.layer, table: t.table_name };
         assert.equal(find(series, "sluice_rows", { ...l, outcome: "passed" })[0]?.value, t.passed);
-        assert.equal(find(series, "sluice_rows_quarantined", l)[0]?.value, t.quarantined);
-        assert.equal(find(series, "sluice_duplicates_dropped", l)[0]?.value, t.duplicates);
+        assert.equal(
+          find(series, "sluice_rows", { ...l, outcome: "quarantined" })[0]?.value,
+          t.quarantined,
+        );
+        assert.equal(
+          find(series, "sluice_rows", { ...l, outcome: "duplicate" })[0]?.value,
+          t.duplicates,
+        );
+        assert.equal(find(series, "sluice_rows_in", l)[0]?.value, t.rows_in);
       }
       assert.equal(
         find(series, "sluice_run_status", { ...group, status: "success" })[0]?.value,

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config/mod.ts";
 import { openEngine } from "../core/engine.ts";
 import {
   assertBinary,
@@ -209,11 +209,11 @@ scrape_configs:
       await stillHealthy.body?.cancel();
       assert.equal(stillHealthy.status, 200);
 
-      // 3. SIGTERM: the stream finishes, exits 0 and closes the metrics port.
+      // 3. SIGTERM: the stream finishes, exits 143 and closes the metrics port.
       child.kill("SIGTERM");
       const st = await status;
       await err.done;
-      assert.equal(st.code, 0, stderr());
+      assert.equal(st.code, 143, stderr());
       assert.equal(st.signal, null);
       assert.match(await stdout, /stopped: signal/);
       assert.equal(await listening(metricsPort), false, "the metrics port is still open");
@@ -252,10 +252,10 @@ scrape_configs:
       const reasons = Object.keys(live).filter((k) => k.startsWith("sluice_stream_dead_letters"));
       assert.equal(reasons.length, Object.keys(byReason).length, reasons.join(", "));
       assert.equal(live['sluice_stream_records_total{outcome="blank"}'], 1);
-      assert.equal(live['sluice_stream_records_total{outcome="read"}'], written + deadLettered + 1);
+      assert.equal(live["sluice_stream_records_read_total"], written + deadLettered + 1);
       assert.equal(live["sluice_stream_batches_total"], 4);
       assert.equal(live["sluice_stream_batch_id"], 4);
-      assert.equal(live["sluice_stream_bytes_behind"], 0);
+      assert.equal(live["sluice_stream_behind_bytes"], 0);
     } finally {
       if (!exited) {
         try {

@@ -7,13 +7,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { steppingClock } from "../core/clock.ts";
-import { parseConfig } from "../core/config.ts";
+import { parseConfig } from "../core/config/mod.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { type CheckResult, checkTargets, runChecks } from "../quality/checks.ts";
 import { auditLayer, gateFailures } from "../quality/gate.ts";
 import { ensureQualityTables, recordCheckResults, recordProfiles } from "../quality/history.ts";
 import { profileTable } from "../quality/profile.ts";
-import { openRun } from "../stages/pipeline.ts";
+import { withRun } from "../runtime/with_run.ts";
 
 const NOW = new Date("2026-01-02T00:00:00Z");
 
@@ -115,24 +115,27 @@ quality:
 async function withTables(fn: (ctx: RunContext) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "sluice_qchecks_" });
   const config = parseConfig(YAML, join(dir, "pipeline.yaml"), { env: () => undefined });
-  const ctx = await openRun(config, {
-    runId: "run_now",
-    clock: steppingClock(NOW),
-    trigger: "test",
-  });
   try {
-    await ctx.db.run(`CREATE TABLE silver.orders AS ${DIRTY_SQL}`);
-    await ctx.db.run(`CREATE TABLE silver.orders_clean AS ${CLEAN_SQL}`);
-    await ctx.db.run(`CREATE TABLE silver.customers AS SELECT range AS customer_id FROM range(50)`);
-    // 10 days x 10 rows: countries c0..c7, with c0 three times a day (30 rows in duplicated
-    // keys), plus two rows with a NULL country (NULL keys never count as duplicates).
-    await ctx.db.run(`CREATE TABLE gold.daily AS
+    await withRun(config, {
+      runId: "run_now",
+      clock: steppingClock(NOW),
+      trigger: "test",
+      kind: "check",
+    }, async (ctx) => {
+      await ctx.db.run(`CREATE TABLE silver.orders AS ${DIRTY_SQL}`);
+      await ctx.db.run(`CREATE TABLE silver.orders_clean AS ${CLEAN_SQL}`);
+      await ctx.db.run(
+        `CREATE TABLE silver.customers AS SELECT range AS customer_id FROM range(50)`,
+      );
+      // 10 days x 10 rows: countries c0..c7, with c0 three times a day (30 rows in duplicated
+      // keys), plus two rows with a NULL country (NULL keys never count as duplicates).
+      await ctx.db.run(`CREATE TABLE gold.daily AS
       SELECT i // 10 AS day, 'c' || CASE WHEN i % 10 < 8 THEN i % 10 ELSE 0 END AS country
       FROM range(100) t(i)
       UNION ALL SELECT 1, NULL UNION ALL SELECT 1, NULL`);
-    await fn(ctx);
+      await fn(ctx);
+    });
   } finally {
-    ctx.db.close();
     await Deno.remove(dir, { recursive: true });
   }
 }

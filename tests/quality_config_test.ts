@@ -3,11 +3,11 @@
  * check names, and mistakes reported with line, column and a suggestion.
  */
 import assert from "node:assert/strict";
-import { parseConfig } from "../core/config.ts";
-import { checkSpec, qualitySettings } from "../core/config_quality.ts";
+import { parseConfig } from "../core/config/mod.ts";
+import { checkSpec, qualitySettings } from "../core/config/mod.ts";
 import { DLQ_COLUMNS } from "../core/dlq.ts";
 import { ConfigError } from "../core/errors.ts";
-import { ECOMMERCE_PIPELINE_YAML } from "../examples/ecommerce/pipeline_yaml.ts";
+import { ECOMMERCE_PIPELINE_YAML } from "../scaffold/example_pipeline.ts";
 
 const BASE = `pipeline: shop
 lake: ./lake

@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { steppingClock } from "../core/clock.ts";
-import { loadConfig } from "../core/config.ts";
+import { loadConfig } from "../core/config/mod.ts";
 import { openEngine } from "../core/engine.ts";
 import { QualityGateError } from "../core/errors.ts";
 import { literal } from "../core/quote.ts";
-import { openRun, runPipeline } from "../stages/pipeline.ts";
+import { withRun } from "../runtime/with_run.ts";
+import { runPipeline } from "../stages/pipeline.ts";
 import { makeProject, sluice } from "./_helpers.ts";
 
 const GATE_YAML = `pipeline: gate
@@ -29,6 +30,8 @@ silver:
     key: [order_id]
     order_by: updated_at
     mode: merge
+    # The test files quarantine on purpose, up to half their rows.
+    max_quarantine: "50%"
     columns:
       order_id: { type: BIGINT, nullable: false }
       quantity: { type: INTEGER }
@@ -179,6 +182,8 @@ Deno.test("an error-level failure in silver exits 3, builds no gold, publishes n
       ),
       [
         { check_name: "accepted_values_status", status: "fail", failing: 2, total: 102 },
+        // The quarantine budget's warning: 1 of the run's 3 rows (within 50%).
+        { check_name: "max_quarantine", status: "fail", failing: 1, total: 3 },
         { check_name: "not_null_country", status: "pass", failing: 0, total: 102 },
       ],
     );
@@ -239,16 +244,11 @@ Deno.test("an error-level failure in silver exits 3, builds no gold, publishes n
 /** Runs the pipeline in-process with a fixed clock. */
 async function runIn(dir: string, runId: string, day = 3) {
   const config = await loadConfig(join(dir, "pipeline.yaml"));
-  const ctx = await openRun(config, {
+  return await withRun(config, {
     runId,
     trigger: "test",
     clock: steppingClock(new Date(Date.UTC(2026, 0, day)), { stepMs: 1 }),
-  });
-  try {
-    return { summary: await runPipeline(ctx), metrics: await ctx.metrics.metrics() };
-  } finally {
-    ctx.db.close();
-  }
+  }, async (ctx) => ({ summary: await runPipeline(ctx), metrics: await ctx.metrics.metrics() }));
 }
 
 Deno.test("a gold check failure rolls silver back too", async () => {

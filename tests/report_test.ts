@@ -235,12 +235,7 @@ Deno.test({
         const png = await page.screenshot(1280);
         assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
         assert.ok(png.length > 50_000, `screenshot of ${png.length} bytes`);
-        // The screenshot goes beside the test's project; SLUICE_UPDATE_SCREENSHOT=1
-        // refreshes the one the README shows (docs/report.png).
         await Deno.writeFile(`${p.dir}/report.png`, png);
-        if (Deno.env.get("SLUICE_UPDATE_SCREENSHOT") === "1") {
-          await Deno.writeFile(new URL("../docs/report.png", import.meta.url), png);
-        }
       });
     } finally {
       await cleanup(p.dir);
@@ -260,4 +255,220 @@ Deno.test("the inlined uPlot assets match the npm package (rerun scripts/build_u
     await Deno.readTextFile(new URL("../node_modules/uplot/package.json", import.meta.url)),
   );
   assert.ok(committed.includes(`UPLOT_VERSION: string = "${pkg.version}"`));
+});
+
+/** Waits (at most 20 s) until the report's script has drawn its charts; returns their count. */
+async function chartsDrawn(page: { evaluate<T>(js: string): Promise<T> }): Promise<string> {
+  const probe = `(() => {
+    const root = document.documentElement;
+    if (!root || document.readyState !== "complete" || !location.href.startsWith("file:")) return "";
+    if (root.dataset.chartsError) return "error: " + root.dataset.chartsError;
+    return root.dataset.chartsReady || "";
+  })()`;
+  let state = "";
+  for (let i = 0; i < 200 && state === ""; i++) {
+    state = await page.evaluate<string>(probe).catch(() => "");
+    if (state === "") await new Promise((res) => setTimeout(res, 100));
+  }
+  return state;
+}
+
+Deno.test({
+  name:
+    "the report shows quarantine by reason with samples, why runs failed, check runs apart and rows on a log scale",
+  ...requireBinary(CHROMIUM, "chromium"),
+  async fn() {
+    assertBinary(CHROMIUM, "chromium");
+    const p = await makeDemoProject(`observability:
+  report: { history: 10, failing_samples: 3 }
+`);
+    try {
+      // Runs a few days back, so the `sluice check` subprocess (system clock) falls
+      // between the third and the last run.
+      const base = Date.now() - 4 * 86_400_000;
+      const day = (d: number) => steppingClock(new Date(base + d * 86_400_000), { stepMs: 7 });
+      const good = await Deno.readTextFile(p.configFile);
+      const first = await runInProcess(p, { clock: day(0), trigger: "cron" });
+      assert.equal(first.error, undefined, String(first.error));
+
+      // 2. A broken gold model, with new orders to build: the run fails with an error.
+      const land = (from: string, to: string) =>
+        Deno.copyFile(join(p.dir, "landing/orders", from), join(p.dir, "landing/orders", to));
+      await land("orders_0001.csv", "orders_0005.csv");
+      await rewriteConfig(p, (y) => y.replace("sum(o.quantity) as units", "sum(o.qty) as units"));
+      const broken = await runInProcess(p, { clock: day(1), runId: "nightly-broken-model" });
+      assert.ok(broken.error, "the broken model fails the run");
+      // 3. An error-level check that cannot pass: the gate fails, nothing is published.
+      await land("orders_0002.csv", "orders_0006.csv");
+      await Deno.writeTextFile(
+        p.configFile,
+        good.replace("name: orders_present, min: 1 }", "name: orders_present, min: 1000000 }"),
+      );
+      const gated = await runInProcess(p, { clock: day(2), runId: "nightly-gate-failed" });
+      assert.ok(gated.error, "the failing check stops the run");
+      await Deno.writeTextFile(p.configFile, good);
+
+      // 4. `sluice check` alone, then a good run with a new file of orders.
+      const check = await cli(["check", "-c", p.configFile]);
+      assert.ok([0, 3].includes(check.code), check.stderr);
+      await land("orders_0003.csv", "orders_0007.csv");
+      // A file with a line of too many fields: the reader rejects it into bronze.orders__rejects.
+      const orders = (await Deno.readTextFile(join(p.dir, "landing/orders/orders_0001.csv")))
+        .split("\n");
+      await Deno.writeTextFile(
+        join(p.dir, "landing/orders/orders_0008.csv"),
+        [orders[0], orders[1].replace(/^\d+/, "990001"), `${orders[2]},surplus,fields`, ""]
+          .join("\n"),
+      );
+      const last = await runInProcess(p, {
+        clock: steppingClock(new Date(Date.now() + 60_000), { stepMs: 7 }),
+        runId: "nightly-good",
+      });
+      assert.equal(last.error, undefined, String(last.error));
+
+      const db = await openEngine(join(p.dir, "lake/sluice.duckdb"), {
+        allowedDirectories: [p.dir],
+      });
+      let facts;
+      try {
+        const reasons = await db.all<{ code: string; subject: string; n: number }>(
+          `SELECT _reason_code AS code,
+             regexp_extract(_reason, '^(column "[^"]*"|rule "[^"]*")', 1) AS subject,
+             count(*) AS n
+           FROM silver.orders__quarantine WHERE _run_id = 'nightly-good'
+           GROUP BY ALL ORDER BY n DESC, code, subject`,
+        );
+        const checkRun = await db.one<{ run_id: string; status: string }>(
+          `SELECT run_id, status FROM _sluice.runs WHERE command = 'check'`,
+        );
+        const gateChecks = await db.all<{ check_name: string }>(
+          `SELECT check_name FROM _sluice.check_results
+           WHERE run_id = 'nightly-gate-failed' AND status = 'fail' AND severity = 'error'`,
+        );
+        const brokenError = await db.one<{ error: string }>(
+          `SELECT error FROM _sluice.runs WHERE run_id = 'nightly-broken-model'`,
+        );
+        const flow = await db.one<{ rows_in: number; quarantined: number }>(
+          `SELECT rows_in, quarantined FROM _sluice.stage_tables
+           WHERE run_id = 'nightly-good' AND layer = 'silver' AND table_name = 'orders'`,
+        );
+        const rejects = await db.all<{ reason: string; line: number }>(
+          `SELECT reason, line FROM bronze.orders__rejects WHERE _run_id = 'nightly-good'`,
+        );
+        facts = { reasons, checkRun, gateChecks, brokenError, flow, rejects };
+      } finally {
+        db.close();
+      }
+      assert.ok(facts.reasons.length >= 2, JSON.stringify(facts.reasons));
+      assert.ok(facts.checkRun, "the check run is in the ledger");
+      assert.deepEqual(facts.gateChecks.map((c) => c.check_name), ["orders_present"]);
+
+      const out = join(p.dir, "report.html");
+      const r = await cli(["report", "-c", p.configFile, "--run", "nightly-good", "-o", out]);
+      assert.equal(r.code, 0, r.stderr);
+
+      await withChromium(`file://${out}`, async (page) => {
+        assert.equal(await chartsDrawn(page), "3", "three charts drawn (stages, duration, rows)");
+        const text = (selector: string) =>
+          page.evaluate<string>(
+            `(document.querySelector(${JSON.stringify(selector)}) || { innerText: "" }).innerText`,
+          );
+
+        // Quarantine by reason: every (reason, column/rule) of the run with its count,
+        // and sample rows with file and line.
+        const quarantineRows = await page.evaluate<string[]>(
+          `[...document.querySelectorAll("#quarantine tbody tr")].map((tr) => tr.innerText)`,
+        );
+        for (const q of facts.reasons) {
+          const row = quarantineRows.find((t) =>
+            t.startsWith("silver.orders") && t.includes(q.code) && t.includes(q.subject)
+          );
+          assert.ok(row, `a row for ${q.code} ${q.subject}: ${quarantineRows.join(" | ")}`);
+          assert.match(row, new RegExp(`\\s${num(q.n)}\\s`), `${q.code} ${q.subject} count`);
+        }
+        const samples = await page.evaluate<string[]>(
+          `[...document.querySelectorAll("#quarantine .qsample")].map((s) => s.textContent)`,
+        );
+        assert.ok(samples.length >= facts.reasons.length, `${samples.length} samples`);
+        assert.ok(
+          samples.every((s) => /orders_\d{4}\.csv:\d+/.test(s)),
+          `each sample names its file and line: ${
+            samples.find((s) => !/orders_\d{4}\.csv:\d+/.test(s))
+          }`,
+        );
+        assert.ok(samples.some((s) => s.includes("cannot cast")), "a cast failure is shown");
+        // The line the CSV reader rejected, under bronze.
+        assert.equal(facts.rejects.length, 1, JSON.stringify(facts.rejects));
+        assert.ok(
+          quarantineRows.some((t) => t.startsWith("bronze.orders") && t.includes("rejected")),
+          quarantineRows.join(" | "),
+        );
+        assert.ok(
+          samples.some((s) => s.includes(`orders_0008.csv:${facts.rejects[0].line}`)),
+          "the rejected line's sample names its file and line",
+        );
+
+        // The row flow shows the table's quarantine rate and budget (default 10%).
+        const rate = `${((facts.flow!.quarantined / facts.flow!.rows_in) * 100).toFixed(1)}%`;
+        assert.match(
+          await text("#flow"),
+          new RegExp(
+            `silver\\s+orders\\s.*${rate.replace(".", "\\.")}\\s+within max 10%`,
+          ),
+        );
+
+        // Why each failed run failed: the error line, or the failed checks.
+        const failures = await page.evaluate<Record<string, string>>(
+          `Object.fromEntries([...document.querySelectorAll("#failures .failure")]
+            .map((f) => [f.dataset.run, f.innerText]))`,
+        );
+        assert.ok(failures["nightly-broken-model"], Object.keys(failures).join(", "));
+        assert.ok(
+          failures["nightly-broken-model"].includes(facts.brokenError!.error.split("\n")[0]),
+          failures["nightly-broken-model"],
+        );
+        assert.match(failures["nightly-gate-failed"], /quality_failed/);
+        assert.match(
+          failures["nightly-gate-failed"],
+          /failed checks: silver\.orders\.orders_present \(fail\)/,
+        );
+        assert.ok(!failures["nightly-good"], "the good run is not a failure");
+
+        // Check runs apart: in their own section, not in the run history.
+        assert.ok((await text("#check-runs")).includes(facts.checkRun!.run_id));
+        const history = await text("#history");
+        assert.ok(!history.includes(facts.checkRun!.run_id), "no check run in the run history");
+        assert.match(history, /Run history \(last 4 runs\)/);
+        assert.match(history, /nightly-gate-failed\s+quality_failed[^\n]*failed checks:/);
+
+        // Rows per run on a log scale.
+        const scale = await page.evaluate<{ distr: number; log: number }>(
+          `({ distr: sluiceCharts.rows.scales.y.distr, log: sluiceCharts.rows.scales.y.log })`,
+        );
+        assert.deepEqual(scale, { distr: 3, log: 10 });
+
+        // What bronze holds, per source.
+        const bronze = await text("#bronze");
+        for (const source of ["customers", "orders", "products"]) {
+          assert.match(bronze, new RegExp(`${source}\\s`), source);
+        }
+        assert.match(bronze, /VARCHAR/);
+
+        const external = page.requests().filter((u) => !/^(file|data|about):/.test(u));
+        assert.deepEqual(external, [], "the report loads nothing over the network");
+
+        const png = await page.screenshot(1280);
+        assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+        assert.ok(png.length > 50_000, `screenshot of ${png.length} bytes`);
+        // The screenshot goes beside the test's project; SLUICE_UPDATE_SCREENSHOT=1
+        // refreshes the one the README shows (docs/report.png).
+        await Deno.writeFile(`${p.dir}/report.png`, png);
+        if (Deno.env.get("SLUICE_UPDATE_SCREENSHOT") === "1") {
+          await Deno.writeFile(new URL("../docs/report.png", import.meta.url), png);
+        }
+      });
+    } finally {
+      await cleanup(p.dir);
+    }
+  },
 });

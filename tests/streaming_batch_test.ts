@@ -501,7 +501,7 @@ Deno.test("metrics and the batch log: records by outcome, dead letters by reason
   const now = new Date(BASE_MS + 10_000_000);
   const s = await streamProject(p, { trigger: "once", run: { clock: steppingClock(now) } });
   const r = s.metrics;
-  assert.equal(await metricValue(r, "sluice_stream_records_total", { outcome: "read" }), 3);
+  assert.equal(await metricValue(r, "sluice_stream_records_read_total"), 3);
   assert.equal(await metricValue(r, "sluice_stream_records_total", { outcome: "written" }), 1);
   assert.equal(await metricValue(r, "sluice_stream_dead_letters_total", { reason: "late" }), 1);
   assert.equal(
@@ -515,7 +515,7 @@ Deno.test("metrics and the batch log: records by outcome, dead letters by reason
   assert.equal(await metricValue(r, "sluice_stream_watermark_lag_seconds"), 10_000 - 3600);
   assert.equal(await metricValue(r, "sluice_stream_files_pending"), 1);
   const bSize = (await Deno.stat(join(p.landing, "b.ndjson"))).size;
-  assert.equal(await metricValue(r, "sluice_stream_bytes_behind"), bSize);
+  assert.equal(await metricValue(r, "sluice_stream_behind_bytes"), bSize);
   assert.equal(
     await metricValue(r, "sluice_stream_batch_id", { stream: "events_v1", pipeline: "shop" }),
     1,

@@ -53,7 +53,7 @@ Deno.test("sluice stream --trigger available-now processes a 50-file folder and 
   assert.match(again.stdout, /0 batches/);
 });
 
-Deno.test("sluice stream --trigger interval stops cleanly on SIGTERM and exits 0", async () => {
+Deno.test("sluice stream --trigger interval stops cleanly on SIGTERM and exits 143", async () => {
   const p = await makeStreamProject(streamYaml({ interval: "1s", maxFiles: 1 }));
   await writeLanding(p, "a.ndjson", event("e1", 0) + "\n");
   const child = spawnSluice(["stream", "-c", p.configFile, "--trigger", "interval"]);
@@ -63,15 +63,15 @@ Deno.test("sluice stream --trigger interval stops cleanly on SIGTERM and exits 0
   child.kill("SIGTERM");
   const status = await child.status;
   await err.done;
-  assert.equal(status.code, 0, err.lines.join("\n"));
+  assert.equal(status.code, 143, err.lines.join("\n"));
   assert.equal(status.signal, null);
   const logs = logRecords(err.lines);
-  assert.ok(logs.some((l) => l.event === "stream_stop_requested" && l.signal === "SIGTERM"));
+  assert.ok(logs.some((l) => l.event === "run_stopping" && l.signal === "SIGTERM"));
   const stopped = logs.find((l) => l.event === "stream_stopped");
   assert.equal(stopped?.reason, "signal");
   assert.match(await stdout, /stopped: signal/);
   const runs = await q(p, "SELECT status FROM _sluice.runs WHERE command = 'stream'");
-  assert.deepEqual(runs, [{ status: "success" }]);
+  assert.deepEqual(runs, [{ status: "cancelled" }]);
   assert.equal((await q(p, "SELECT count(*) AS n FROM silver.events"))[0].n, 1);
 });
 

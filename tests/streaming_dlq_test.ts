@@ -49,7 +49,9 @@ Deno.test("dlq list shows every dead-letter table and filters by reason, run and
     assert.deepEqual(byReason.rows.map((r) => r._source_row), [3]);
     const where = await listDlq(ctx, { where: "_source_row >= 4" });
     assert.deepEqual(where.rows.map((r) => r._source_row), [4]);
-    const run = (await q(p, "SELECT DISTINCT _run_id AS r FROM silver.events__dlq"))[0].r as string;
+    const run = (await ctx.db.all<{ r: string }>(
+      "SELECT DISTINCT _run_id AS r FROM silver.events__dlq",
+    ))[0].r;
     assert.equal((await listDlq(ctx, { runId: run })).total, 3);
     assert.equal((await listDlq(ctx, { runId: "nope" })).total, 0);
     assert.equal((await listDlq(ctx, {}, { limit: 1 })).rows.length, 1);
@@ -181,6 +183,7 @@ silver:
     from: orders
     key: [order_id]
     mode: ${mode}
+    max_quarantine: "100%"
     columns:
       order_id: { type: BIGINT, nullable: false }
       quantity: { type: INTEGER }

@@ -18,7 +18,7 @@
  *
  * @example
  * ```ts ignore
- * import type { Registry } from "./_npm_types.ts";
+ * import type { Registry } from "./npm_types.ts";
  * function render(registry: Registry): Promise<string> {
  *   return registry.metrics();
  * }
@@ -33,7 +33,7 @@ export type { Counter, Gauge, Registry } from "prom-client";
  *
  * @example
  * ```ts ignore
- * import type { Logger } from "./_npm_types.ts";
+ * import type { Logger } from "./npm_types.ts";
  * function done(logger: Logger): void {
  *   logger.info("done", { event: "run_finished" });
  * }
@@ -49,7 +49,7 @@ export type { Logger, LogLevel, LogRecord } from "@logtape/logtape";
  * @example
  * ```ts ignore
  * import { z } from "zod";
- * import type { ZodOutput } from "./_npm_types.ts";
+ * import type { ZodOutput } from "./npm_types.ts";
  * const Point = z.object({ x: z.number() });
  * type Point = ZodOutput<typeof Point>; // { x: number }
  * ```

@@ -1,17 +1,19 @@
 /**
- * The e-commerce example config as a string, so `sluice demo` (and a
- * compiled binary) needs no file reads. Keep it identical to
- * `examples/ecommerce/pipeline.yaml`; a test compares the two.
+ * The e-commerce example config, embedded as a string, so `sluice demo` (and
+ * a compiled binary) needs no file reads. It is the one source of the
+ * example: `examples/ecommerce/pipeline.yaml` is its copy for users to read
+ * and start from, and `tests/generate_test.ts` fails when the two differ.
  *
  * @module
  */
 
 /**
- * Text of `examples/ecommerce/pipeline.yaml`.
+ * Text of the e-commerce example `pipeline.yaml` (also in
+ * `examples/ecommerce/pipeline.yaml`).
  *
  * @example
  * ```ts
- * import { ECOMMERCE_PIPELINE_YAML } from "./pipeline_yaml.ts";
+ * import { ECOMMERCE_PIPELINE_YAML } from "./example_pipeline.ts";
  * await Deno.writeTextFile("./demo/pipeline.yaml", ECOMMERCE_PIPELINE_YAML);
  * ```
  */

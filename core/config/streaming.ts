@@ -36,9 +36,10 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { z } from "zod";
-import type { ZodOutput } from "./_npm_types.ts";
-import { durationProblem, parseDuration } from "./duration.ts";
-import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "./quote.ts";
+import type { ZodOutput } from "../npm_types.ts";
+import { durationProblem, parseDuration } from "../duration.ts";
+import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "../quote.ts";
+import { type JetStreamSourceConfig, JetStreamSourceSchema } from "./jetstream.ts";
 
 const identifier = z.string().regex(IDENTIFIER_PATTERN, {
   error: "must be an identifier (letters, digits and _, not starting with a digit, at most 63)",
@@ -69,53 +70,55 @@ function duration(options: { positive?: boolean } = {}) {
 
 /** Reader options of a CSV stream source. */
 export const StreamCsvOptionsSchema = z.strictObject({
-  /** Field separator, one character. Default `,`. */
-  delimiter: z.string().length(1).default(","),
-  /** Quote character. Default `"`. */
-  quote: z.string().length(1).default('"'),
-  /** Escape character inside quotes; default the quote itself (`""`). */
-  escape: z.string().length(1).optional(),
-  /** True when the first line of each file names the fields. Default true. */
-  header: z.boolean().default(true),
-  /** Unquoted text read as NULL. Default the empty string. */
-  null_string: z.string().default(""),
+  delimiter: z.string().length(1).default(",").describe(
+    "Field separator, one character. Default `,`.",
+  ),
+  quote: z.string().length(1).default('"').describe('Quote character. Default `"`.'),
+  escape: z.string().length(1).optional().describe(
+    'Escape character inside quotes; default the quote itself (`""`).',
+  ),
+  header: z.boolean().default(true).describe(
+    "True when the first line of each file names the fields. Default true.",
+  ),
+  null_string: z.string().default("").describe(
+    "Unquoted text read as NULL. Default the empty string.",
+  ),
 });
 
 /** The landing folder a stream reads. */
 export const StreamSourceSchema = z.strictObject({
-  /** `ndjson` (one JSON object per line) or `csv`. */
-  format: z.enum(["ndjson", "csv"]),
-  /** Landing folder (added to the sandbox). */
-  path: z.string().min(1),
-  /** Glob relative to `path`, e.g. `events_*.ndjson`. Default `*`. */
-  glob: z.string().min(1).default("*"),
-  /** CSV reader options. */
-  options: StreamCsvOptionsSchema.optional(),
-  /**
-   * A file is complete once its size and modification time have not changed
-   * for this long (and are unchanged between two looks). Default `2s`.
-   */
-  settle: duration().default("2s"),
-  /**
-   * When set, a file is complete once a marker file named `<file><suffix>`
-   * exists (e.g. `.done`); `settle` is then not used.
-   */
+  type: z.literal("files").optional().describe(
+    "`files` (default): a landing folder; `jetstream`: see `core/config/jetstream.ts`.",
+  ),
+  format: z.enum(["ndjson", "csv"]).describe("`ndjson` (one JSON object per line) or `csv`."),
+  path: z.string().min(1).describe("Landing folder (added to the sandbox)."),
+  glob: z.string().min(1).default("*").describe(
+    "Glob relative to `path`, e.g. `events_*.ndjson`. Default `*`.",
+  ),
+  options: StreamCsvOptionsSchema.optional().describe("CSV reader options."),
+  settle: duration().default("2s").describe(
+    "A file is complete once its size and modification time have not changed for this long " +
+      "(and are unchanged between two looks). Default `2s`.",
+  ),
   marker_suffix: z.string().min(1).regex(/^[^/\\]+$/, { error: "must not contain / or \\" })
-    .optional(),
+    .optional().describe(
+      "When set, a file is complete once a marker file named `<file><suffix>` exists " +
+        "(e.g. `.done`); `settle` is then not used.",
+    ),
 });
 
 const streamColumnSchema = z.strictObject({
-  /** DuckDB type; a value that does not cast is a `schema_violation`. */
-  type: sqlTypeName,
-  /**
-   * Where the value comes from: for NDJSON a top-level key or a JSON path
-   * (`$.user.id`); for CSV a header name. Default: the column's name.
-   */
-  from: z.string().min(1).optional(),
-  /** When false, a missing or null value is a `schema_violation`. Default true. */
-  nullable: z.boolean().default(true),
-  /** strptime format for DATE and TIMESTAMP columns, e.g. `%d/%m/%Y %H:%M`. */
-  format: z.string().min(1).optional(),
+  type: sqlTypeName.describe("DuckDB type; a value that does not cast is a `schema_violation`."),
+  from: z.string().min(1).optional().describe(
+    "Where the value comes from: for NDJSON a top-level key or a JSON path (`$.user.id`); " +
+      "for CSV a header name. Default: the column's name.",
+  ),
+  nullable: z.boolean().default(true).describe(
+    "When false, a missing or null value is a `schema_violation`. Default true.",
+  ),
+  format: z.string().min(1).optional().describe(
+    "strptime format for DATE and TIMESTAMP columns, e.g. `%d/%m/%Y %H:%M`.",
+  ),
 });
 
 /**
@@ -132,7 +135,7 @@ type StreamColumnSchemaType = typeof streamColumnSchema;
  *
  * @example
  * ```ts
- * import { StreamColumnSchema } from "./config_streaming.ts";
+ * import { StreamColumnSchema } from "./streaming.ts";
  * StreamColumnSchema.parse({ type: "TIMESTAMPTZ", from: "$.meta.ts" }).nullable; // true
  * ```
  */
@@ -140,21 +143,22 @@ export const StreamColumnSchema: StreamColumnSchemaType = streamColumnSchema;
 
 /** The event-time watermark: rows older than the latest event time minus `delay` are late. */
 export const WatermarkSchema = z.strictObject({
-  /** Event-time column (TIMESTAMPTZ, TIMESTAMP or DATE), one of `columns`. */
-  column: identifier,
-  /** How far behind the latest event time a row may be and still count, e.g. `10 minutes`. */
-  delay: duration(),
+  column: identifier.describe(
+    "Event-time column (TIMESTAMPTZ, TIMESTAMP or DATE), one of `columns`.",
+  ),
+  delay: duration().describe(
+    "How far behind the latest event time a row may be and still count, e.g. `10 minutes`.",
+  ),
 });
 
 const windowSchema = z.strictObject({
-  /** Window length, e.g. `5 minutes`. Windows are aligned to the Unix epoch (UTC). */
-  size: duration({ positive: true }),
-  /** Columns to group by within each window. */
-  group_by: z.array(identifier).default([]),
-  /** Output column name to SQL aggregate over the stream's columns, e.g. `sum(amount)`. */
+  size: duration({ positive: true }).describe(
+    "Window length, e.g. `5 minutes`. Windows are aligned to the Unix epoch (UTC).",
+  ),
+  group_by: z.array(identifier).default([]).describe("Columns to group by within each window."),
   aggregates: z.record(identifier, z.string().min(1)).refine((a) => Object.keys(a).length > 0, {
     error: "needs at least one aggregate, e.g. { orders: count(*) }",
-  }),
+  }).describe("Output column name to SQL aggregate over the stream's columns, e.g. `sum(amount)`."),
 });
 
 /**
@@ -170,7 +174,7 @@ type WindowSchemaType = typeof windowSchema;
  *
  * @example
  * ```ts
- * import { WindowSchema } from "./config_streaming.ts";
+ * import { WindowSchema } from "./streaming.ts";
  * WindowSchema.parse({ size: "5 minutes", aggregates: { orders: "count(*)" } }).group_by; // []
  * ```
  */
@@ -178,45 +182,56 @@ export const WindowSchema: WindowSchemaType = windowSchema;
 
 /** Continuous Parquet export of the target table. */
 export const StreamExportSchema = z.strictObject({
-  /** Folder the Parquet files are published into (added to the sandbox). */
-  path: z.string().min(1),
-  /** At most this many rows per Parquet file. Default 1,000,000. */
-  max_records_per_file: z.number().int().min(1).default(1_000_000),
+  path: z.string().min(1).describe(
+    "Folder the Parquet files are published into (added to the sandbox).",
+  ),
+  max_records_per_file: z.number().int().min(1).default(1_000_000).describe(
+    "At most this many rows per Parquet file. Default 1,000,000.",
+  ),
 });
 
 const streamingSchema = z.strictObject({
-  /** The landing folder. */
-  source: StreamSourceSchema,
-  /** Declared fields, in target-table order. */
+  source: z.discriminatedUnion("type", [StreamSourceSchema, JetStreamSourceSchema], {
+    error: "type must be files (a landing folder, the default) or jetstream",
+  }).describe("The landing folder, or a JetStream stream (`type: jetstream`)."),
   columns: z.record(identifier, StreamColumnSchema).refine((c) => Object.keys(c).length > 0, {
     error: "needs at least one column",
-  }),
-  /** Target table in the `silver` schema; each valid record is appended exactly once. */
-  target: identifier,
-  /** Dead-letter table in the `silver` schema (the shared DLQ schema). */
-  dlq: identifier,
-  /** Name of the stream's progress in `_sluice.stream_checkpoint`; a new name starts over. */
-  checkpoint: identifier,
-  /** The event-time watermark. */
-  watermark: WatermarkSchema,
-  /** Stop when a partly read file is truncated, removed or rewritten (true), or skip it (false). */
-  fail_on_data_loss: z.boolean(),
-  /** Time between batch starts for `--trigger interval`. Default `1 minute`. */
-  trigger_interval: duration({ positive: true }).default("1 minute"),
-  /** At most this many files per batch. Default 100. */
-  max_files_per_trigger: z.number().int().min(1).default(100),
-  /** At most this many records (lines) per batch; a bigger file spans batches. Default 1,000,000. */
-  max_records_per_trigger: z.number().int().min(1).default(1_000_000),
-  /** At most this many bytes read per batch. Default `256MB`. */
-  max_bytes_per_trigger: sizeText.default("256MB"),
-  /** After the commit that finished a file: leave it (`off`), move it (`archive`) or `delete` it. */
-  clean_source: z.enum(["off", "archive", "delete"]).default("off"),
-  /** Folder finished files move to when `clean_source: archive`. */
-  archive_path: z.string().min(1).optional(),
-  /** Tumbling-window aggregates, each written to `gold.<name>`. */
-  windows: z.record(identifier, WindowSchema).default({}),
-  /** Optional continuous Parquet export of the target table. */
-  export: StreamExportSchema.optional(),
+  }).describe("Declared fields, in target-table order."),
+  target: identifier.describe(
+    "Target table in the `silver` schema; each valid record is appended exactly once.",
+  ),
+  dlq: identifier.describe("Dead-letter table in the `silver` schema (the shared DLQ schema)."),
+  checkpoint: identifier.describe(
+    "Name of the stream's progress in `_sluice.stream_checkpoint`; a new name starts over.",
+  ),
+  watermark: WatermarkSchema.describe("The event-time watermark."),
+  fail_on_data_loss: z.boolean().describe(
+    "Stop when a partly read file is truncated, removed or rewritten (true), or skip it (false).",
+  ),
+  trigger_interval: duration({ positive: true }).default("1 minute").describe(
+    "Time between batch starts for `--trigger interval`. Default `1 minute`.",
+  ),
+  max_files_per_trigger: z.number().int().min(1).default(100).describe(
+    "At most this many files per batch. Default 100.",
+  ),
+  max_records_per_trigger: z.number().int().min(1).default(1_000_000).describe(
+    "At most this many records (lines) per batch; a bigger file spans batches. Default 1,000,000.",
+  ),
+  max_bytes_per_trigger: sizeText.default("256MB").describe(
+    "At most this many bytes read per batch. Default `256MB`.",
+  ),
+  clean_source: z.enum(["off", "archive", "delete"]).default("off").describe(
+    "After the commit that finished a file: leave it (`off`), move it (`archive`) or `delete` it.",
+  ),
+  archive_path: z.string().min(1).optional().describe(
+    "Folder finished files move to when `clean_source: archive`.",
+  ),
+  windows: z.record(identifier, WindowSchema).default({}).describe(
+    "Tumbling-window aggregates, each written to `gold.<name>`.",
+  ),
+  export: StreamExportSchema.optional().describe(
+    "Optional continuous Parquet export of the target table.",
+  ),
 }).superRefine((s, ctx) => {
   // Zod runs this even when fields inside failed, so every access is guarded.
   const at = (path: (string | number)[], message: string) =>
@@ -248,7 +263,14 @@ const streamingSchema = z.strictObject({
       at(["columns", name, "format"], "format applies only to DATE and TIMESTAMP columns");
     }
   }
-  if (s.source?.options !== undefined && s.source?.format !== "csv") {
+  if (s.source?.type === "jetstream") {
+    if (s.clean_source !== undefined && s.clean_source !== "off") {
+      at(
+        ["clean_source"],
+        "clean_source applies only to a landing folder (JetStream keeps its log)",
+      );
+    }
+  } else if (s.source?.options !== undefined && s.source?.format !== "csv") {
     at(["source", "options"], "options apply only to format: csv");
   }
   if (s.clean_source === "archive" && s.archive_path === undefined) {
@@ -300,7 +322,7 @@ type StreamingSchemaType = typeof streamingSchema;
  *
  * @example
  * ```ts
- * import { StreamingSchema } from "./config_streaming.ts";
+ * import { StreamingSchema } from "./streaming.ts";
  * const r = StreamingSchema.safeParse({ target: "events" });
  * r.success; // false: source, columns, dlq, checkpoint, watermark, fail_on_data_loss are required
  * ```
@@ -316,13 +338,63 @@ export const StreamingSchema: StreamingSchemaType = streamingSchema;
  * streaming?.watermark.delay; // "10 minutes"
  * ```
  */
-export type StreamingConfig = ZodOutput<typeof StreamingSchema>;
+export type StreamingConfig = StreamingSection & { source: StreamSourceConfig };
+/**
+ * The `streaming:` section as loaded: its source is a landing folder
+ * ({@linkcode StreamingConfig}) or a JetStream stream
+ * ({@linkcode JetStreamingConfig}); {@linkcode isJetStreaming} tells which.
+ *
+ * @example
+ * ```ts ignore
+ * const s: StreamingSection | undefined = config.streaming;
+ * ```
+ */
+export type StreamingSection = ZodOutput<typeof StreamingSchema>;
+/**
+ * A landing-folder source after validation.
+ *
+ * @example
+ * ```ts
+ * import type { StreamSourceConfig } from "./streaming.ts";
+ * const src: StreamSourceConfig = { format: "ndjson", path: "./landing", glob: "*", settle: "2s" };
+ * ```
+ */
+export type StreamSourceConfig = ZodOutput<StreamSourceSchemaType>;
+/**
+ * The zod type of `StreamSourceSchema`; the documentation shows
+ * {@linkcode StreamSourceConfig}.
+ *
+ * @internal
+ */
+type StreamSourceSchemaType = typeof StreamSourceSchema;
+/**
+ * The `streaming:` section of a JetStream stream.
+ *
+ * @example
+ * ```ts ignore
+ * const s: JetStreamingConfig = config.streaming as JetStreamingConfig;
+ * s.source.consumer; // "sluice-orders"
+ * ```
+ */
+export type JetStreamingConfig = StreamingSection & { source: JetStreamSourceConfig };
+
+/**
+ * True when the section's source is a JetStream stream.
+ *
+ * @example
+ * ```ts ignore
+ * if (isJetStreaming(config.streaming)) config.streaming.source.stream; // "ORDERS"
+ * ```
+ */
+export function isJetStreaming(s: StreamingSection | undefined): s is JetStreamingConfig {
+  return s?.source.type === "jetstream";
+}
 /**
  * One declared stream column after validation.
  *
  * @example
  * ```ts
- * import type { StreamColumnConfig } from "./config_streaming.ts";
+ * import type { StreamColumnConfig } from "./streaming.ts";
  * const column: StreamColumnConfig = { type: "DECIMAL(12,2)", from: "$.amount", nullable: true };
  * ```
  */
@@ -332,7 +404,7 @@ export type StreamColumnConfig = ZodOutput<typeof StreamColumnSchema>;
  *
  * @example
  * ```ts
- * import type { WindowConfig } from "./config_streaming.ts";
+ * import type { WindowConfig } from "./streaming.ts";
  * const window: WindowConfig = {
  *   size: "5 minutes",
  *   group_by: ["country"],
@@ -357,10 +429,13 @@ function isInside(parent: string, child: string): boolean {
  * s.source.path; // "/srv/shop/landing/events"
  * ```
  */
-export function resolveStreaming(s: StreamingConfig, dir: string): StreamingConfig {
+export function resolveStreaming<S extends StreamingSection>(s: S, dir: string): S {
+  const src = s.source;
   return {
     ...s,
-    source: { ...s.source, path: resolve(dir, s.source.path) },
+    source: src.type === "jetstream"
+      ? { ...src, ...(src.creds !== undefined ? { creds: resolve(dir, src.creds) } : {}) }
+      : { ...src, path: resolve(dir, src.path) },
     ...(s.archive_path !== undefined ? { archive_path: resolve(dir, s.archive_path) } : {}),
     ...(s.export !== undefined
       ? { export: { ...s.export, path: resolve(dir, s.export.path) } }
@@ -377,8 +452,8 @@ export function resolveStreaming(s: StreamingConfig, dir: string): StreamingConf
  * streamingDirectories(config.streaming); // ["/srv/shop/landing/events", "/srv/shop/archive"]
  * ```
  */
-export function streamingDirectories(s: StreamingConfig): string[] {
-  const dirs = [s.source.path];
+export function streamingDirectories(s: StreamingSection): string[] {
+  const dirs = s.source.type === "jetstream" ? [] : [s.source.path];
   if (s.archive_path !== undefined) dirs.push(s.archive_path);
   if (s.export !== undefined) dirs.push(s.export.path);
   return dirs;
@@ -394,15 +469,17 @@ export function streamingDirectories(s: StreamingConfig): string[] {
  * streamingPathProblems(config.streaming); // [["archive_path", "must not be inside ..."]]
  * ```
  */
-export function streamingPathProblems(s: StreamingConfig): [string, string][] {
+export function streamingPathProblems(s: StreamingSection): [string, string][] {
   const problems: [string, string][] = [];
-  const recursive = s.source.glob.includes("/") || s.source.glob.includes("**");
+  if (s.source.type === "jetstream") return problems;
+  const source = s.source;
+  const recursive = source.glob.includes("/") || source.glob.includes("**");
   const check = (key: string, path: string | undefined) => {
     if (path === undefined) return;
-    if (path === s.source.path || (recursive && isInside(s.source.path, path))) {
+    if (path === source.path || (recursive && isInside(source.path, path))) {
       problems.push([
         key,
-        `must not be the landing folder ${JSON.stringify(s.source.path)}` +
+        `must not be the landing folder ${JSON.stringify(source.path)}` +
         (recursive ? " or inside it (the glob reads sub-folders)" : ""),
       ]);
     }
@@ -417,7 +494,7 @@ export function streamingPathProblems(s: StreamingConfig): [string, string][] {
  *
  * @example
  * ```ts
- * import { sizeBytes } from "./config_streaming.ts";
+ * import { sizeBytes } from "./streaming.ts";
  * sizeBytes("256MB"); // 256000000
  * sizeBytes("1GiB"); // 1073741824
  * ```
@@ -438,4 +515,20 @@ export function sizeBytes(text: string): number {
     TIB: 1024 ** 4,
   };
   return Math.round(Number(m[1]) * factor[unit]);
+}
+
+/**
+ * The section as the record parser sees it: a landing-folder section is
+ * returned as is; a JetStream section becomes one whose records are NDJSON
+ * (each message is one JSON object), so parsing, validation, windows and
+ * replay share one implementation for both sources.
+ *
+ * @example
+ * ```ts ignore
+ * classifySql(parsingConfig(config.streaming), { lines: "staged" });
+ * ```
+ */
+export function parsingConfig(s: StreamingSection): StreamingConfig {
+  if (s.source.type !== "jetstream") return s as StreamingConfig;
+  return { ...s, source: { type: "files", format: "ndjson", path: "", glob: "*", settle: "0s" } };
 }

@@ -19,10 +19,10 @@
  * @module
  */
 import { z } from "zod";
-import type { ZodOutput } from "./_npm_types.ts";
-import { DLQ_COLUMNS } from "./dlq.ts";
-import { durationProblem } from "./duration.ts";
-import { IDENTIFIER_PATTERN } from "./quote.ts";
+import type { ZodOutput } from "../npm_types.ts";
+import { DLQ_COLUMNS } from "../dlq.ts";
+import { durationProblem } from "../duration.ts";
+import { IDENTIFIER_PATTERN } from "../quote.ts";
 
 const identifier = z.string().regex(IDENTIFIER_PATTERN, {
   error: "must be an identifier (letters, digits and _, not starting with a digit, at most 63)",
@@ -37,7 +37,7 @@ const THRESHOLD_TEXT = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/;
  *
  * @example
  * ```ts
- * import { ThresholdSchema } from "./config_quality.ts";
+ * import { ThresholdSchema } from "./quality.ts";
  * ThresholdSchema.parse(25); // 25 rows
  * ThresholdSchema.parse("0.5%"); // half a percent of the rows checked
  * ```
@@ -57,21 +57,29 @@ const bound = z.union([z.number(), z.string().min(1)]);
 
 /** Fields every check accepts. */
 const common = {
-  /** Name shown in logs, metrics and reports; default derived from type and column. */
-  name: identifier.optional(),
-  /** `error` stops the run (nothing is published); `warn` only reports. Default `error`. */
-  severity: severity.optional(),
-  /** Free text for reports. */
-  description: z.string().optional(),
+  name: identifier.optional().describe(
+    "Name shown in logs, metrics and reports; default derived from type and column.",
+  ),
+  severity: severity.optional().describe(
+    "`error` stops the run (nothing is published); `warn` only reports. Default `error`.",
+  ),
+  description: z.string().optional().describe("Free text for reports."),
 };
+
+/** The `where` of checks over the whole table. */
+const tableWhere = z.string().min(1).optional().describe(
+  "SQL filter: only rows where it is true are counted.",
+);
 
 /** Fields of checks that look at rows one by one. */
 const rowLevel = {
   ...common,
-  /** SQL filter: only rows where it is true are checked. */
-  where: z.string().min(1).optional(),
-  /** Failing rows allowed: a count (`25`) or a percentage (`"0.5%"`). Default 0. */
-  threshold: ThresholdSchema.optional(),
+  where: z.string().min(1).optional().describe(
+    "SQL filter: only rows where it is true are checked.",
+  ),
+  threshold: ThresholdSchema.optional().describe(
+    'Failing rows allowed: a count (`25`) or a percentage (`"0.5%"`). Default 0.',
+  ),
 };
 
 /**
@@ -79,25 +87,30 @@ const rowLevel = {
  *
  * @example
  * ```ts
- * import { NotNullCheckSchema } from "./config_quality.ts";
+ * import { NotNullCheckSchema } from "./quality.ts";
  * NotNullCheckSchema.parse({ column: "email", severity: "warn" });
  * ```
  */
-export const NotNullCheckSchema = z.strictObject({ ...rowLevel, column: identifier });
+export const NotNullCheckSchema = z.strictObject({
+  ...rowLevel,
+  column: identifier.describe("Column that must not be NULL."),
+});
 
 /**
  * `unique`: no value (or combination of values) occurs twice; NULLs are ignored.
  *
  * @example
  * ```ts
- * import { UniqueCheckSchema } from "./config_quality.ts";
+ * import { UniqueCheckSchema } from "./quality.ts";
  * UniqueCheckSchema.parse({ columns: ["date", "country"] });
  * ```
  */
 export const UniqueCheckSchema = z.strictObject({
   ...rowLevel,
-  column: identifier.optional(),
-  columns: z.array(identifier).min(1).optional(),
+  column: identifier.optional().describe("Column whose values must be unique (or give `columns`)."),
+  columns: z.array(identifier).min(1).optional().describe(
+    "Columns whose combination must be unique (or give `column`).",
+  ),
 }).refine((c) => (c.column === undefined) !== (c.columns === undefined), {
   error: "give either column: NAME or columns: [A, B] (not both)",
 });
@@ -107,14 +120,14 @@ export const UniqueCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { AcceptedValuesCheckSchema } from "./config_quality.ts";
+ * import { AcceptedValuesCheckSchema } from "./quality.ts";
  * AcceptedValuesCheckSchema.parse({ column: "status", values: ["new", "paid"] });
  * ```
  */
 export const AcceptedValuesCheckSchema = z.strictObject({
   ...rowLevel,
-  column: identifier,
-  values: z.array(scalar).min(1),
+  column: identifier.describe("Column to check."),
+  values: z.array(scalar).min(1).describe("The allowed values; NULL passes (use not_null)."),
 });
 
 /**
@@ -122,19 +135,17 @@ export const AcceptedValuesCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { RangeCheckSchema } from "./config_quality.ts";
+ * import { RangeCheckSchema } from "./quality.ts";
  * RangeCheckSchema.parse({ column: "unit_price", min: 0, min_inclusive: false });
  * ```
  */
 export const RangeCheckSchema = z.strictObject({
   ...rowLevel,
-  column: identifier,
-  min: bound.optional(),
-  max: bound.optional(),
-  /** Whether `min` itself is allowed. Default true. */
-  min_inclusive: z.boolean().optional(),
-  /** Whether `max` itself is allowed. Default true. */
-  max_inclusive: z.boolean().optional(),
+  column: identifier.describe("Column to check."),
+  min: bound.optional().describe("Smallest allowed value (a number, or text such as a date)."),
+  max: bound.optional().describe("Largest allowed value (a number, or text such as a date)."),
+  min_inclusive: z.boolean().optional().describe("Whether `min` itself is allowed. Default true."),
+  max_inclusive: z.boolean().optional().describe("Whether `max` itself is allowed. Default true."),
 }).refine((c) => c.min !== undefined || c.max !== undefined, {
   error: "needs min, max or both",
 });
@@ -144,14 +155,16 @@ export const RangeCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { RegexCheckSchema } from "./config_quality.ts";
+ * import { RegexCheckSchema } from "./quality.ts";
  * RegexCheckSchema.parse({ column: "country", pattern: "^[A-Z]{2}$" });
  * ```
  */
 export const RegexCheckSchema = z.strictObject({
   ...rowLevel,
-  column: identifier,
-  pattern: z.string().min(1),
+  column: identifier.describe("Column to check."),
+  pattern: z.string().min(1).describe(
+    "RE2 regular expression each non-NULL value must contain a match of (anchor with ^...$).",
+  ),
 });
 
 /**
@@ -159,19 +172,17 @@ export const RegexCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { RelationshipsCheckSchema } from "./config_quality.ts";
+ * import { RelationshipsCheckSchema } from "./quality.ts";
  * RelationshipsCheckSchema.parse({ column: "customer_id", to: "customers" });
  * ```
  */
 export const RelationshipsCheckSchema = z.strictObject({
   ...rowLevel,
-  column: identifier,
-  /** Table holding the valid values: `customers` or `silver.customers`. */
+  column: identifier.describe("Column whose values must exist in `to`."),
   to: z.string().regex(/^((bronze|silver|gold)\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/, {
     error: "must name a table, e.g. customers or silver.customers",
-  }),
-  /** Column of `to`; default the same name as `column`. */
-  field: identifier.optional(),
+  }).describe("Table holding the valid values: `customers` or `silver.customers`."),
+  field: identifier.optional().describe("Column of `to`; default the same name as `column`."),
 });
 
 /**
@@ -179,14 +190,16 @@ export const RelationshipsCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { ExpressionCheckSchema } from "./config_quality.ts";
+ * import { ExpressionCheckSchema } from "./quality.ts";
  * ExpressionCheckSchema.parse({ name: "positive_total", sql: "quantity * unit_price > 0" });
  * ```
  */
 export const ExpressionCheckSchema = z.strictObject({
   ...rowLevel,
-  name: identifier,
-  sql: z.string().min(1),
+  name: identifier.describe("Name of the check (required for expression checks)."),
+  sql: z.string().min(1).describe(
+    "SQL boolean over a row, e.g. `total >= 0`; rows where it is false fail (NULL passes).",
+  ),
 });
 
 /**
@@ -194,15 +207,15 @@ export const ExpressionCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { NullRatioCheckSchema } from "./config_quality.ts";
+ * import { NullRatioCheckSchema } from "./quality.ts";
  * NullRatioCheckSchema.parse({ column: "email", max: 0.05 });
  * ```
  */
 export const NullRatioCheckSchema = z.strictObject({
   ...common,
-  where: z.string().min(1).optional(),
-  column: identifier,
-  max: z.number().min(0).max(1),
+  where: tableWhere,
+  column: identifier.describe("Column whose share of NULLs is checked."),
+  max: z.number().min(0).max(1).describe("Largest allowed NULL ratio, 0 to 1 (e.g. 0.05)."),
 });
 
 /**
@@ -210,17 +223,18 @@ export const NullRatioCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { RowCountCheckSchema } from "./config_quality.ts";
+ * import { RowCountCheckSchema } from "./quality.ts";
  * RowCountCheckSchema.parse({ min: 1, max_change_pct: 50 });
  * ```
  */
 export const RowCountCheckSchema = z.strictObject({
   ...common,
-  where: z.string().min(1).optional(),
-  min: z.number().int().min(0).optional(),
-  max: z.number().int().min(0).optional(),
-  /** Largest change versus the last successful run, in percent (either direction). */
-  max_change_pct: z.number().positive().optional(),
+  where: tableWhere,
+  min: z.number().int().min(0).optional().describe("Fewest rows allowed."),
+  max: z.number().int().min(0).optional().describe("Most rows allowed."),
+  max_change_pct: z.number().positive().optional().describe(
+    "Largest change versus the last successful run, in percent (either direction).",
+  ),
 }).refine((c) => c.min !== undefined || c.max !== undefined || c.max_change_pct !== undefined, {
   error: "needs min, max or max_change_pct",
 });
@@ -230,18 +244,18 @@ export const RowCountCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { FreshnessCheckSchema } from "./config_quality.ts";
+ * import { FreshnessCheckSchema } from "./quality.ts";
  * FreshnessCheckSchema.parse({ column: "order_ts", max_age: "36h" });
  * ```
  */
 export const FreshnessCheckSchema = z.strictObject({
   ...common,
-  where: z.string().min(1).optional(),
-  column: identifier,
+  where: tableWhere,
+  column: identifier.describe("Timestamp or date column; its newest value is checked."),
   max_age: z.string().superRefine((v, ctx) => {
     const problem = durationProblem(v);
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-  }),
+  }).describe("Oldest the newest value may be, e.g. `36 hours` or `2 days`."),
 });
 
 /**
@@ -249,23 +263,28 @@ export const FreshnessCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { DriftCheckSchema } from "./config_quality.ts";
+ * import { DriftCheckSchema } from "./quality.ts";
  * DriftCheckSchema.parse({ metric: "null_ratio", column: "email", max_delta: 0.02 });
  * ```
  */
 export const DriftCheckSchema = z.strictObject({
   ...common,
-  /** `null_ratio` and `distinct_count` need a column; `row_count` is per table. */
-  metric: z.enum(["null_ratio", "row_count", "distinct_count"]),
-  column: identifier.optional(),
-  /** Largest relative change versus the median, in percent. */
-  max_change_pct: z.number().positive().optional(),
-  /** Largest absolute change versus the median (e.g. 0.02 for null ratios). */
-  max_delta: z.number().min(0).optional(),
-  /** Successful runs the median is taken over. Default 7. */
-  runs: z.number().int().min(1).max(1000).optional(),
-  /** Fewer successful runs than this in the history: the check passes with a note. Default 3 (at most `runs`). */
-  min_runs: z.number().int().min(1).max(1000).optional(),
+  metric: z.enum(["null_ratio", "row_count", "distinct_count"]).describe(
+    "`null_ratio` and `distinct_count` need a column; `row_count` is per table.",
+  ),
+  column: identifier.optional().describe("Column of `null_ratio` and `distinct_count`."),
+  max_change_pct: z.number().positive().optional().describe(
+    "Largest relative change versus the median, in percent.",
+  ),
+  max_delta: z.number().min(0).optional().describe(
+    "Largest absolute change versus the median (e.g. 0.02 for null ratios).",
+  ),
+  runs: z.number().int().min(1).max(1000).optional().describe(
+    "Successful runs the median is taken over. Default 7.",
+  ),
+  min_runs: z.number().int().min(1).max(1000).optional().describe(
+    "Fewer successful runs than this in the history: the check passes with a note. Default 3 (at most `runs`).",
+  ),
 }).superRefine((c, ctx) => {
   if ((c.max_change_pct === undefined) === (c.max_delta === undefined)) {
     ctx.addIssue({
@@ -294,7 +313,7 @@ export const DriftCheckSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { CHECK_TYPES } from "./config_quality.ts";
+ * import { CHECK_TYPES } from "./quality.ts";
  * CHECK_TYPES.includes("unique"); // true
  * ```
  */
@@ -316,17 +335,29 @@ export const CHECK_TYPES = [
 export type CheckType = (typeof CHECK_TYPES)[number];
 
 const checkItemSchema = z.strictObject({
-  not_null: NotNullCheckSchema.optional(),
-  unique: UniqueCheckSchema.optional(),
-  accepted_values: AcceptedValuesCheckSchema.optional(),
-  range: RangeCheckSchema.optional(),
-  regex: RegexCheckSchema.optional(),
-  relationships: RelationshipsCheckSchema.optional(),
-  row_count: RowCountCheckSchema.optional(),
-  freshness: FreshnessCheckSchema.optional(),
-  null_ratio: NullRatioCheckSchema.optional(),
-  expression: ExpressionCheckSchema.optional(),
-  drift: DriftCheckSchema.optional(),
+  not_null: NotNullCheckSchema.optional().describe("Rows where `column` is NULL fail."),
+  unique: UniqueCheckSchema.optional().describe("Rows that repeat a value of `column(s)` fail."),
+  accepted_values: AcceptedValuesCheckSchema.optional().describe(
+    "Rows whose `column` is not one of `values` fail.",
+  ),
+  range: RangeCheckSchema.optional().describe("Rows whose `column` is outside `min`..`max` fail."),
+  regex: RegexCheckSchema.optional().describe("Rows whose `column` does not match `pattern` fail."),
+  relationships: RelationshipsCheckSchema.optional().describe(
+    "Rows whose `column` has no match in the table `to` fail (a foreign key).",
+  ),
+  row_count: RowCountCheckSchema.optional().describe(
+    "The table's row count must be within `min`/`max` (or `max_change_pct` of the last run).",
+  ),
+  freshness: FreshnessCheckSchema.optional().describe(
+    "The newest value of `column` must be at most `max_age` old.",
+  ),
+  null_ratio: NullRatioCheckSchema.optional().describe(
+    "The share of NULLs in `column` must be at most `max`.",
+  ),
+  expression: ExpressionCheckSchema.optional().describe("Rows where `sql` is false fail."),
+  drift: DriftCheckSchema.optional().describe(
+    "A profile figure must not move more than allowed versus the median of recent runs.",
+  ),
 }).refine((c) => Object.keys(c).filter((k) => c[k as CheckType] !== undefined).length === 1, {
   // An unknown key already got its own "did you mean" problem.
   when: (payload) => payload.issues.length === 0,
@@ -348,7 +379,7 @@ type CheckItemSchemaType = typeof checkItemSchema;
  *
  * @example
  * ```ts
- * import { CheckItemSchema } from "./config_quality.ts";
+ * import { CheckItemSchema } from "./quality.ts";
  * CheckItemSchema.parse({ unique: { column: "order_id" } });
  * ```
  */
@@ -359,7 +390,7 @@ export const CheckItemSchema: CheckItemSchemaType = checkItemSchema;
  *
  * @example
  * ```ts
- * import { ChecksSchema } from "./config_quality.ts";
+ * import { ChecksSchema } from "./quality.ts";
  * ChecksSchema.parse([{ not_null: { column: "email" } }, { row_count: { min: 1 } }]);
  * ```
  */
@@ -370,26 +401,37 @@ export const ChecksSchema = z.array(CheckItemSchema);
  *
  * @example
  * ```ts
- * import { QuarantineRetentionSchema } from "./config_quality.ts";
+ * import { QuarantineRetentionSchema } from "./quality.ts";
  * QuarantineRetentionSchema.parse({ runs: 30, days: 90 });
  * ```
  */
 export const QuarantineRetentionSchema = z.strictObject({
-  /** Keep the rows of this many most recent runs (per quarantine table). */
-  runs: z.number().int().min(1).optional(),
-  /** Drop rows quarantined more than this many days ago. */
-  days: z.number().int().min(1).optional(),
+  runs: z.number().int().min(1).optional().describe(
+    "Keep the rows of this many most recent runs (per quarantine table).",
+  ),
+  days: z.number().int().min(1).optional().describe(
+    "Drop rows quarantined more than this many days ago.",
+  ),
 });
 
 const qualitySchema = z.strictObject({
-  /** Run the declared checks in `sluice run`. Default true. */
-  checks: z.boolean().default(true),
-  /** Profile every table every run. Default true (tables with drift checks are always profiled). */
-  profiling: z.boolean().default(true),
-  /** Failing rows kept per failing check in `_sluice.check_failures`. Default 5. */
-  sample_size: z.number().int().min(0).max(1000).default(5),
-  /** Pruning of `silver.<table>__quarantine`; default keep everything. */
-  quarantine_retention: QuarantineRetentionSchema.optional(),
+  checks: z.boolean().default(true).describe(
+    "Run the declared checks in `sluice run`. Default true.",
+  ),
+  profiling: z.boolean().default(true).describe(
+    "Profile every table every run. Default true (tables with drift checks are always profiled).",
+  ),
+  sample_size: z.number().int().min(0).max(1000).default(5).describe(
+    "Failing rows kept per failing check in `_sluice.check_failures`. Default 5.",
+  ),
+  quarantine_retention: QuarantineRetentionSchema.optional().describe(
+    "Pruning of `silver.<table>__quarantine`; default keep everything.",
+  ),
+  payload_max_bytes: z.number().int().min(64).max(1_000_000_000).optional().describe(
+    "Largest copy of a raw row in failing samples, `dlq list` and the report; longer copies " +
+      "are cut and say `[capped: N bytes]` (the DLQ and quarantine tables keep it whole). " +
+      "Default 16384.",
+  ),
 });
 
 /**
@@ -405,7 +447,7 @@ type QualitySchemaType = typeof qualitySchema;
  *
  * @example
  * ```ts
- * import { QualitySchema } from "./config_quality.ts";
+ * import { QualitySchema } from "./quality.ts";
  * QualitySchema.parse({ profiling: false }); // { checks: true, profiling: false, sample_size: 5 }
  * ```
  */
@@ -416,7 +458,7 @@ export const QualitySchema: QualitySchemaType = qualitySchema;
  *
  * @example
  * ```ts
- * import type { CheckItem } from "./config_quality.ts";
+ * import type { CheckItem } from "./quality.ts";
  * const check: CheckItem = { not_null: { column: "email", severity: "warn" } };
  * ```
  */
@@ -426,7 +468,7 @@ export type CheckItem = ZodOutput<typeof CheckItemSchema>;
  *
  * @example
  * ```ts
- * import type { QualityConfig } from "./config_quality.ts";
+ * import type { QualityConfig } from "./quality.ts";
  * const quality: QualityConfig = { checks: true, profiling: false, sample_size: 5 };
  * ```
  */
@@ -437,7 +479,7 @@ export type QualityConfig = ZodOutput<typeof QualitySchema>;
  *
  * @example
  * ```ts
- * import { QUALITY_DEFAULTS } from "./config_quality.ts";
+ * import { QUALITY_DEFAULTS } from "./quality.ts";
  * QUALITY_DEFAULTS.sample_size; // 5
  * ```
  */
@@ -467,7 +509,7 @@ export interface CheckSpec {
  *
  * @example
  * ```ts
- * import { checkSpec } from "./config_quality.ts";
+ * import { checkSpec } from "./quality.ts";
  * checkSpec({ not_null: { column: "email", severity: "warn" } });
  * // { type: "not_null", name: "not_null_email", severity: "warn", columns: ["email"], settings: {...} }
  * ```
@@ -499,7 +541,7 @@ export function checkSpec(item: CheckItem): CheckSpec {
  *
  * @example
  * ```ts
- * import { qualitySettings } from "./config_quality.ts";
+ * import { qualitySettings } from "./quality.ts";
  * qualitySettings({}).sample_size; // 5
  * ```
  */
@@ -523,7 +565,7 @@ export interface CheckProblem {
  *
  * @example
  * ```ts
- * import { resolveCheckTable } from "./config_quality.ts";
+ * import { resolveCheckTable } from "./quality.ts";
  * resolveCheckTable({ sources: {}, silver: { customers: {} }, gold: {} }, "silver", "customers");
  * // { schema: "silver", table: "customers" }
  * ```
@@ -567,7 +609,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { checkProblems } from "./config_quality.ts";
+ * import { checkProblems } from "./quality.ts";
  * checkProblems({ silver: { o: { from: "o", columns: { id: {} },
  *   checks: [{ not_null: { column: "idd" } }] } } }, { hint: () => "" });
  * // [{ path: ["silver", "o", "checks", 0, "not_null", "column"], message: 'column "idd" is not ...' }]

@@ -20,8 +20,9 @@
  *
  * @module
  */
+import { resolve } from "node:path";
 import { z } from "zod";
-import type { ZodOutput } from "./_npm_types.ts";
+import type { ZodOutput } from "../npm_types.ts";
 
 const httpUrl = z.url({
   protocol: /^https?$/,
@@ -39,13 +40,13 @@ const labelValue = z.string().min(1).max(128).regex(/^[^/]+$/, {
  *
  * @example
  * ```ts
- * import { BasicAuthSchema } from "./config_observability.ts";
+ * import { BasicAuthSchema } from "./observability.ts";
  * BasicAuthSchema.parse({ username: "sluice", password: "s3cret" });
  * ```
  */
 export const BasicAuthSchema = z.strictObject({
-  username: z.string().min(1),
-  password: z.string(),
+  username: z.string().min(1).describe("User name."),
+  password: z.string().describe("Password; mark it `!secret`."),
 });
 
 /**
@@ -53,21 +54,20 @@ export const BasicAuthSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { PushgatewaySchema } from "./config_observability.ts";
+ * import { PushgatewaySchema } from "./observability.ts";
  * PushgatewaySchema.parse({ url: "http://127.0.0.1:9091" }); // job sluice, timeout 5, retries 2
  * ```
  */
 export const PushgatewaySchema = z.strictObject({
-  /** Base URL of the Pushgateway, e.g. `http://127.0.0.1:9091`. */
-  url: httpUrl,
-  /** The `job` grouping label. Default `sluice`; `pipeline` is always the second key. */
-  job: labelValue.default("sluice"),
-  /** Seconds to wait for one push. Default 5. */
-  timeout: seconds.default(5),
-  /** Further attempts after a failed push (0 to 10). Default 2. */
-  retries: z.number().int().min(0).max(10).default(2),
-  /** Optional basic auth. */
-  basic_auth: BasicAuthSchema.optional(),
+  url: httpUrl.describe("Base URL of the Pushgateway, e.g. `http://127.0.0.1:9091`."),
+  job: labelValue.default("sluice").describe(
+    "The `job` grouping label. Default `sluice`; `pipeline` is always the second key.",
+  ),
+  timeout: seconds.default(5).describe("Seconds to wait for one push. Default 5."),
+  retries: z.number().int().min(0).max(10).default(2).describe(
+    "Further attempts after a failed push (0 to 10). Default 2.",
+  ),
+  basic_auth: BasicAuthSchema.optional().describe("Optional basic auth."),
 });
 
 /**
@@ -75,15 +75,14 @@ export const PushgatewaySchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { TextfileSchema } from "./config_observability.ts";
+ * import { TextfileSchema } from "./observability.ts";
  * TextfileSchema.parse({ path: "/var/lib/prometheus/node-exporter/sluice.prom" });
  * ```
  */
 export const TextfileSchema = z.strictObject({
-  /** The `.prom` file, e.g. `/var/lib/prometheus/node-exporter/sluice_shop.prom`. */
   path: z.string().min(1).regex(/\.prom$/, {
     error: 'must end in ".prom" (node_exporter\'s textfile collector reads only *.prom files)',
-  }),
+  }).describe("The `.prom` file, e.g. `/var/lib/prometheus/node-exporter/sluice_shop.prom`."),
 });
 
 /**
@@ -91,15 +90,15 @@ export const TextfileSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { MetricsServerSchema } from "./config_observability.ts";
+ * import { MetricsServerSchema } from "./observability.ts";
  * MetricsServerSchema.parse({ port: 9464 }); // host 127.0.0.1
  * ```
  */
 export const MetricsServerSchema = z.strictObject({
-  /** TCP port. */
-  port: z.number().int().min(1).max(65535),
-  /** Interface to listen on. Default `127.0.0.1` (loopback only). */
-  host: z.string().min(1).default("127.0.0.1"),
+  port: z.number().int().min(1).max(65535).describe("TCP port."),
+  host: z.string().min(1).default("127.0.0.1").describe(
+    "Interface to listen on. Default `127.0.0.1` (loopback only).",
+  ),
 });
 
 /**
@@ -107,16 +106,23 @@ export const MetricsServerSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { MetricsExportSchema } from "./config_observability.ts";
+ * import { MetricsExportSchema } from "./observability.ts";
  * MetricsExportSchema.parse({ textfile: { path: "./m/sluice.prom" } }).log; // true
  * ```
  */
 export const MetricsExportSchema = z.strictObject({
-  pushgateway: PushgatewaySchema.optional(),
-  textfile: TextfileSchema.optional(),
-  server: MetricsServerSchema.optional(),
-  /** Also log every metric sample as a JSON event (`event: "metric"`). Default true. */
-  log: z.boolean().default(true),
+  pushgateway: PushgatewaySchema.optional().describe(
+    "Push each run's metrics to a Prometheus Pushgateway.",
+  ),
+  textfile: TextfileSchema.optional().describe(
+    "Write each run's metrics to a .prom file for node_exporter's textfile collector.",
+  ),
+  server: MetricsServerSchema.optional().describe(
+    "Serve `/metrics` and `/healthz` over HTTP while `sluice stream` runs.",
+  ),
+  log: z.boolean().default(true).describe(
+    'Also log every metric sample as a JSON event (`event: "metric"`). Default true.',
+  ),
 });
 
 /**
@@ -124,23 +130,25 @@ export const MetricsExportSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { LineageSchema } from "./config_observability.ts";
+ * import { LineageSchema } from "./observability.ts";
  * LineageSchema.parse({ file: "./lineage.ndjson", namespace: "shop" });
  * ```
  */
 export const LineageSchema = z.strictObject({
-  /** Endpoint that accepts OpenLineage events, e.g. `http://marquez:5000/api/v1/lineage`. */
-  url: httpUrl.optional(),
-  /** File the events are appended to, one JSON object per line. */
-  file: z.string().min(1).optional(),
-  /** OpenLineage job namespace. Default `sluice`. */
-  namespace: z.string().min(1).max(256).default("sluice"),
-  /** Bearer token for the HTTP endpoint; mark it `!secret`. */
-  api_key: z.string().optional(),
-  /** Seconds to wait for one HTTP post. Default 5. */
-  timeout: seconds.default(5),
-  /** Further attempts after a failed HTTP post (0 to 10). Default 2. */
-  retries: z.number().int().min(0).max(10).default(2),
+  url: httpUrl.optional().describe(
+    "Endpoint that accepts OpenLineage events, e.g. `http://marquez:5000/api/v1/lineage`.",
+  ),
+  file: z.string().min(1).optional().describe(
+    "File the events are appended to, one JSON object per line.",
+  ),
+  namespace: z.string().min(1).max(256).default("sluice").describe(
+    "OpenLineage job namespace. Default `sluice`.",
+  ),
+  api_key: z.string().optional().describe("Bearer token for the HTTP endpoint; mark it `!secret`."),
+  timeout: seconds.default(5).describe("Seconds to wait for one HTTP post. Default 5."),
+  retries: z.number().int().min(0).max(10).default(2).describe(
+    "Further attempts after a failed HTTP post (0 to 10). Default 2.",
+  ),
 }).refine((l) => (l.url === undefined) !== (l.file === undefined), {
   error: "set exactly one of url (HTTP endpoint) or file (NDJSON file)",
 });
@@ -150,23 +158,30 @@ export const LineageSchema = z.strictObject({
  *
  * @example
  * ```ts
- * import { ReportSchema } from "./config_observability.ts";
+ * import { ReportSchema } from "./observability.ts";
  * ReportSchema.parse({ path: "./lake/report.html" }).history; // 30
  * ```
  */
 export const ReportSchema = z.strictObject({
-  /** When set, every batch run writes its report here (atomically). */
-  path: z.string().min(1).regex(/\.html?$/i, { error: 'must end in ".html"' }).optional(),
-  /** Runs shown in the history charts and the null % heatmap. Default 30. */
-  history: z.number().int().min(1).max(1000).default(30),
-  /** Failing sample rows shown per check. Default 10. */
-  failing_samples: z.number().int().min(0).max(1000).default(10),
+  path: z.string().min(1).regex(/\.html?$/i, { error: 'must end in ".html"' }).optional().describe(
+    "When set, every batch run writes its report here (atomically).",
+  ),
+  history: z.number().int().min(1).max(1000).default(30).describe(
+    "Runs shown in the history charts and the null % heatmap. Default 30.",
+  ),
+  failing_samples: z.number().int().min(0).max(1000).default(10).describe(
+    "Failing sample rows shown per check. Default 10.",
+  ),
 });
 
 const observabilitySchema = z.strictObject({
-  metrics: MetricsExportSchema.prefault({}),
-  lineage: LineageSchema.optional(),
-  report: ReportSchema.prefault({}),
+  metrics: MetricsExportSchema.prefault({}).describe(
+    "Metrics exporters: Pushgateway, textfile, HTTP server, log.",
+  ),
+  lineage: LineageSchema.optional().describe(
+    "OpenLineage events for each run, to an HTTP endpoint or a file.",
+  ),
+  report: ReportSchema.prefault({}).describe("The self-contained HTML run report."),
 });
 
 /**
@@ -183,7 +198,7 @@ type ObservabilitySchemaType = typeof observabilitySchema;
  *
  * @example
  * ```ts
- * import { ObservabilitySchema } from "./config_observability.ts";
+ * import { ObservabilitySchema } from "./observability.ts";
  * const o = ObservabilitySchema.parse({ lineage: { url: "http://127.0.0.1:5000/api/v1/lineage" } });
  * o.metrics.log; // true
  * ```
@@ -195,7 +210,7 @@ export const ObservabilitySchema: ObservabilitySchemaType = observabilitySchema;
  *
  * @example
  * ```ts
- * import { type ObservabilityConfig, ObservabilitySchema } from "./config_observability.ts";
+ * import { type ObservabilityConfig, ObservabilitySchema } from "./observability.ts";
  * const o: ObservabilityConfig = ObservabilitySchema.parse({ report: { history: 10 } });
  * o.report.history; // 10
  * ```
@@ -206,7 +221,7 @@ export type ObservabilityConfig = ZodOutput<typeof ObservabilitySchema>;
  *
  * @example
  * ```ts
- * import type { PushgatewayConfig } from "./config_observability.ts";
+ * import type { PushgatewayConfig } from "./observability.ts";
  * const push: PushgatewayConfig = {
  *   url: "http://127.0.0.1:9091",
  *   job: "sluice",
@@ -221,7 +236,7 @@ export type PushgatewayConfig = NonNullable<ObservabilityConfig["metrics"]["push
  *
  * @example
  * ```ts
- * import type { LineageConfig } from "./config_observability.ts";
+ * import type { LineageConfig } from "./observability.ts";
  * const lineage: LineageConfig = {
  *   file: "./lake/lineage.ndjson",
  *   namespace: "shop",
@@ -236,7 +251,7 @@ export type LineageConfig = NonNullable<ObservabilityConfig["lineage"]>;
  *
  * @example
  * ```ts
- * import type { ReportConfig } from "./config_observability.ts";
+ * import type { ReportConfig } from "./observability.ts";
  * const report: ReportConfig = { path: "./lake/report.html", history: 30, failing_samples: 10 };
  * ```
  */
@@ -248,10 +263,24 @@ export type ReportConfig = ObservabilityConfig["report"];
  *
  * @example
  * ```ts
- * import { observabilityDefaults } from "./config_observability.ts";
+ * import { observabilityDefaults } from "./observability.ts";
  * observabilityDefaults().report.history; // 30
  * ```
  */
 export function observabilityDefaults(): ObservabilityConfig {
   return ObservabilitySchema.parse({});
+}
+
+/** The `observability:` section with its file paths made absolute against `dir`. */
+export function resolveObservability(o: ObservabilityConfig, dir: string): ObservabilityConfig {
+  const textfile = o.metrics.textfile;
+  return {
+    ...o,
+    metrics: {
+      ...o.metrics,
+      ...(textfile ? { textfile: { ...textfile, path: resolve(dir, textfile.path) } } : {}),
+    },
+    ...(o.lineage?.file ? { lineage: { ...o.lineage, file: resolve(dir, o.lineage.file) } } : {}),
+    report: { ...o.report, ...(o.report.path ? { path: resolve(dir, o.report.path) } : {}) },
+  };
 }

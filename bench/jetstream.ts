@@ -1,0 +1,213 @@
+/**
+ * The `jetstream` bench pair: events per second of 1, 2 and 3 Sluice
+ * JetStream workers (real subprocesses, each with its own lake) against a
+ * plain consumer loop that pulls, inserts (DuckDB appender) and acks with
+ * the same batch size, on a real 3-node `nats-server` cluster on loopback.
+ * Each side reads the same backlog through its own fresh durable consumer.
+ *
+ * Worker time is the workers' own run time (connect to last ack, as the
+ * summary reports it), not process start-up. On this machine 3 workers share
+ * 2 cores with the 3 NATS nodes: the curve shows contention, not scale-out.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { openEngine } from "../mod.ts";
+import { NatsCluster } from "../tests/_nats_cluster.ts";
+
+/** What the pair measured. */
+export interface JetStreamPairResult {
+  messages: number;
+  batch: number;
+  plain: { seconds: number; events_per_second: number };
+  workers: { workers: number; seconds: number; events_per_second: number; ratio: number }[];
+  target_ratio: number;
+  met: boolean;
+  caveat: string;
+}
+
+function yaml(worker: string, servers: string[], consumer: string, batch: number): string {
+  return [
+    "pipeline: bench",
+    `lake: ./lake_${consumer}_${worker}`,
+    "engine: { threads: 1 }",
+    "streaming:",
+    "  source:",
+    "    type: jetstream",
+    `    servers: [${servers.join(", ")}]`,
+    "    stream: BENCH",
+    `    consumer: ${consumer}`,
+    `    batch: ${batch}`,
+    "    max_wait: 2s",
+    "    ack_wait: 60s",
+    "  columns:",
+    "    event_id: { type: VARCHAR, nullable: false }",
+    "    event_time: { type: TIMESTAMPTZ }",
+    "    country: { type: VARCHAR }",
+    '    amount: { type: "DECIMAL(12,2)" }',
+    "  target: events",
+    "  dlq: events__dlq",
+    "  checkpoint: events_v1",
+    "  watermark: { column: event_time, delay: 1 day }",
+    "  fail_on_data_loss: true",
+    "",
+  ].join("\n");
+}
+
+async function plainLoop(
+  cluster: NatsCluster,
+  work: string,
+  options: { messages: number; batch: number },
+): Promise<number> {
+  const nc = await cluster.connect();
+  const db = await openEngine(join(work, "plain.duckdb"), { allowedDirectories: [work] });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.consumers.add("BENCH", { durable_name: "plain", ack_policy: AckPolicy.Explicit });
+    await db.run(`CREATE TABLE events (seq BIGINT, payload VARCHAR)`);
+    const c = await jetstream(nc).consumers.get("BENCH", "plain");
+    const t0 = performance.now();
+    let n = 0;
+    while (n < options.messages) {
+      const msgs: JsMsg[] = [];
+      for await (const m of await c.fetch({ max_messages: options.batch, expires: 2000 })) {
+        msgs.push(m);
+      }
+      await db.transaction(() =>
+        db.append("events", (row) => {
+          for (const m of msgs) {
+            row.bigint(m.seq);
+            row.varchar(m.string());
+            row.endRow();
+          }
+        })
+      );
+      await Promise.all(msgs.map((m) => m.ackAck()));
+      n += msgs.length;
+    }
+    return (performance.now() - t0) / 1000;
+  } finally {
+    db.close();
+    await nc.close();
+  }
+}
+
+async function sluiceWorkers(
+  cluster: NatsCluster,
+  work: string,
+  options: { workers: number; batch: number; consumer: string },
+): Promise<number> {
+  const script = new URL("../tests/_jetstream_worker.ts", import.meta.url).pathname;
+  const procs = [];
+  for (let i = 1; i <= options.workers; i++) {
+    const cfg = join(work, `${options.consumer}_w${i}.yaml`);
+    await Deno.writeTextFile(cfg, yaml(`w${i}`, cluster.servers, options.consumer, options.batch));
+    procs.push(
+      new Deno.Command("deno", {
+        args: [
+          "run",
+          "--no-prompt",
+          "--node-modules-dir=manual",
+          "--allow-ffi=./node_modules",
+          "--allow-read",
+          "--allow-write",
+          "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM",
+          "--allow-net=127.0.0.1",
+          script,
+          cfg,
+          `w${i}`,
+          "available-now",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+    );
+  }
+  let seconds = 0;
+  for (const p of await Promise.all(procs)) {
+    const text = new TextDecoder().decode(p.stdout).trim().split("\n").at(-1) ?? "{}";
+    if (p.code !== 0) throw new Error(`worker failed: ${new TextDecoder().decode(p.stderr)}`);
+    // Time in batches (pull to confirmed ack): not process start-up, nor the last empty pull.
+    seconds = Math.max(seconds, JSON.parse(text).busyMs / 1000);
+  }
+  return seconds;
+}
+
+/**
+ * Runs the pair: publishes `messages` events once, then measures the plain
+ * loop and 1, 2, 3 Sluice workers, each on its own consumer.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await jetstreamPair({ work: "/tmp/bench_js", messages: 50_000, batch: 1000 });
+ * ```
+ */
+export async function jetstreamPair(
+  options: { work: string; messages: number; batch: number; log?: (line: string) => void },
+): Promise<JetStreamPairResult> {
+  const log = options.log ?? (() => {});
+  await Deno.mkdir(options.work, { recursive: true });
+  const cluster = await NatsCluster.start({ dir: join(options.work, "nats") });
+  try {
+    await cluster.createStream("BENCH", ["bench.>"]);
+    const nc = await cluster.connect();
+    const js = jetstream(nc);
+    const base = Date.UTC(2026, 0, 1);
+    for (let i = 0; i < options.messages; i += 500) {
+      const part = [];
+      for (let j = i; j < Math.min(options.messages, i + 500); j++) {
+        part.push(js.publish(
+          "bench.orders",
+          JSON.stringify({
+            event_id: `e${j}`,
+            event_time: new Date(base + j * 10).toISOString(),
+            country: ["DE", "FR", "IT"][j % 3],
+            amount: (j % 1000) / 10,
+          }),
+        ));
+      }
+      await Promise.all(part);
+    }
+    await nc.close();
+    log(`  jetstream: published ${options.messages.toLocaleString("en-US")} events`);
+    const plain = await plainLoop(cluster, options.work, options);
+    const plainEps = options.messages / plain;
+    log(`  jetstream plain pull-insert-ack loop: ${Math.round(plainEps)} events/s`);
+    const workers = [];
+    for (const n of [1, 2, 3]) {
+      const s = await sluiceWorkers(cluster, options.work, {
+        workers: n,
+        batch: options.batch,
+        consumer: `sluice${n}`,
+      });
+      const eps = options.messages / s;
+      workers.push({ workers: n, seconds: s, events_per_second: eps, ratio: eps / plainEps });
+      log(
+        `  jetstream sluice ${n} worker(s): ${Math.round(eps)} events/s (${
+          (eps / plainEps).toFixed(2)
+        })`,
+      );
+    }
+    return {
+      messages: options.messages,
+      batch: options.batch,
+      plain: { seconds: plain, events_per_second: plainEps },
+      workers,
+      target_ratio: 0.8,
+      met: workers[0].ratio >= 0.8,
+      caveat: "3 workers and 3 NATS nodes share 2 cores here: more workers add contention",
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+if (import.meta.main) {
+  const messages = Number(Deno.args[0] ?? 50_000);
+  const batch = Number(Deno.args[1] ?? 1000);
+  const work = await Deno.makeTempDir({ prefix: "sluice_bench_js_" });
+  const r = await jetstreamPair({ work, messages, batch, log: console.log });
+  console.log(JSON.stringify(r, null, 2));
+  await Deno.remove(work, { recursive: true });
+}

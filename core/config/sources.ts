@@ -1,0 +1,118 @@
+/**
+ * The `sources:` section: schema, the checks that folders and globs stay in
+ * the project, and folder resolution against the config file.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { z } from "zod";
+import type { ZodOutput } from "../npm_types.ts";
+import { ChecksSchema } from "./quality.ts";
+import { type CheckContext, isInside } from "./_check_context.ts";
+import { sizeText, sqlTypeName } from "./_fields.ts";
+import { isRecord, setKey } from "./_yaml_positions.ts";
+
+/** Reader options of a CSV source. */
+export const CsvOptionsSchema = z.strictObject({
+  delimiter: z.string().min(1).max(4).optional().describe(
+    "Field separator (1 to 4 characters); default detected from the header line.",
+  ),
+  header: z.boolean().optional().describe(
+    "True when the first line names the columns; default detected.",
+  ),
+  quote: z.string().max(1).optional().describe('Quote character; default `"`.'),
+  escape: z.string().max(1).optional().describe(
+    "Escape character inside quotes; default the quote itself.",
+  ),
+  null_string: z.string().optional().describe("Unquoted text read as NULL; default none."),
+  skip: z.number().int().min(0).optional().describe(
+    "Lines to skip at the start of each file before the header. Default 0.",
+  ),
+  max_line_size: sizeText.optional().describe(
+    'Longest line DuckDB reads, e.g. "16MB"; default 2MB (a longer line fails the file).',
+  ),
+});
+
+/** One source: files of one format found by a glob inside a folder. */
+export const SourceSchema = z.strictObject({
+  format: z.enum(["csv", "ndjson", "json", "parquet"]).describe(
+    "csv, ndjson (one JSON object per line), json (a JSON array of objects) or parquet.",
+  ),
+  path: z.string().min(1).describe("Folder that holds the files (added to the sandbox)."),
+  allow_outside_project: z.boolean().optional().describe(
+    "Allow a `path` outside the project folder (the config file's folder), which widens the " +
+      "DuckDB sandbox to it; `sluice validate` warns about it. Default false.",
+  ),
+  glob: z.string().min(1).default("*").describe(
+    "Glob relative to `path`, e.g. `orders_*.csv`; default `*`.",
+  ),
+  options: CsvOptionsSchema.optional().describe("CSV reader options."),
+  columns: z.record(z.string(), sqlTypeName).optional().describe(
+    "Types to read columns as; others are read as text (VARCHAR).",
+  ),
+  on_change: z.enum(["reingest", "fail", "ignore"]).default("fail").describe(
+    "What to do when an ingested file has changed: reingest, fail or ignore.",
+  ),
+  schema_drift: z.enum(["evolve", "fail"]).default("evolve").describe(
+    "What to do when columns appear or disappear: evolve or fail.",
+  ),
+  on_empty: z.enum(["fail", "skip"]).default("fail").describe(
+    "What to do when a file is empty: fail or skip.",
+  ),
+  on_missing: z.enum(["keep", "retract", "fail"]).default("keep").describe(
+    "What to do when an ingested file is no longer in the folder: keep its rows (default), " +
+      "retract them from bronze and everything derived, or fail the run.",
+  ),
+  checks: ChecksSchema.optional().describe(
+    "Data-quality checks on the rows each run lands in bronze (`core/config/quality.ts`).",
+  ),
+});
+
+/** One entry after validation (the public type is in `schema.ts`). */
+type SourceConfig = ZodOutput<typeof SourceSchema>;
+
+/** True when a source glob could match outside its folder. */
+function globEscapes(glob: string): boolean {
+  return /^[/~\\]/.test(glob) || glob.split(/[/\\]/).includes("..");
+}
+
+/** `sources.*`: folders stay inside the project folder unless opted out per source. */
+export function sourcePathProblems(raw: Record<string, unknown>, ctx: CheckContext): void {
+  const { dir } = ctx;
+  for (const [name, source] of Object.entries(isRecord(raw.sources) ? raw.sources : {})) {
+    if (!isRecord(source)) continue;
+    const base = ["sources", name];
+    if (typeof source.glob === "string" && globEscapes(source.glob)) {
+      ctx.at(
+        [...base, "glob"],
+        `glob ${ctx.show(source.glob)} reaches outside the source folder (no "..", no leading ` +
+          '"/" or "~"; point path at the folder instead)',
+      );
+    }
+    if (typeof source.path !== "string" || source.path.length === 0) continue;
+    const folder = resolve(dir, source.path);
+    if (source.allow_outside_project === true || folder === dir || isInside(dir, folder)) {
+      continue;
+    }
+    const secret = ctx.isSecret([...base, "path"]);
+    ctx.at(
+      [...base, "path"],
+      `is outside the project folder ${ctx.show(dir)}` +
+        (secret ? "" : ` (resolves to ${ctx.show(folder)})`) +
+        "; the DuckDB sandbox would open it to all SQL (move the files into the project, or " +
+        "add allow_outside_project: true to the source)",
+    );
+  }
+}
+
+/** Every source with its `path` made absolute against `dir`. */
+export function resolveSources(
+  sources: Record<string, SourceConfig>,
+  dir: string,
+): Record<string, SourceConfig> {
+  const out: Record<string, SourceConfig> = {};
+  for (const [name, source] of Object.entries(sources)) {
+    setKey(out, name, { ...source, path: resolve(dir, source.path) });
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+/**
+ * The types of check results, shared by the checks (`checks.ts`), their
+ * history (`history.ts`), formatting and events, in their own module so that
+ * none of those imports another for a type.
+ *
+ * @module
+ */
+import type { CheckType } from "../core/config/mod.ts";
+
+/** A layer whose tables carry checks. */
+export type Layer = "bronze" | "silver" | "gold";
+
+/** Outcome of one check. */
+export type CheckStatus = "pass" | "fail" | "error";
+
+/** One failing row kept as evidence. */
+export interface FailingSample {
+  /** JSON object of the row's key columns, or `null` when the table has none. */
+  rowKey: string | null;
+  /** JSON object of the whole row. */
+  sample: string;
+}
+
+/** What one check found on one table in one run. */
+export interface CheckResult {
+  /** Layer of the checked table (`silver` also for quarantine tables). */
+  layer: Layer;
+  /** Checked table, e.g. `orders` or `orders__quarantine`. */
+  table: string;
+  /** The check's name. */
+  check: string;
+  /** The check type (`quarantine_budget`: silver's `max_quarantine`, see `quality/gate.ts`). */
+  type: CheckType | "quarantine_budget";
+  /** `error` fails the gate, `warn` only reports. */
+  severity: "error" | "warn";
+  /** Checked column(s), comma separated; `null` for table-level checks. */
+  column: string | null;
+  /** pass, fail, or error (the check could not be evaluated). */
+  status: CheckStatus;
+  /** Rows failing the check; `null` for table-level checks. */
+  failingRows: number | null;
+  /** Rows checked. */
+  totalRows: number | null;
+  /** What was allowed, as text (`0 rows`, `0.5%`, `min 1`...). */
+  threshold: string | null;
+  /** One readable sentence. */
+  message: string;
+  /** Up to `sampleSize` failing rows (failing row-level checks only). */
+  samples: FailingSample[];
+  /** When the check finished. */
+  checkedAt: Date;
+  /**
+   * True when the check's SQL raised an error that aborted the enclosing
+   * transaction (only possible with user SQL such as `expression`).
+   */
+  aborted?: boolean;
+}

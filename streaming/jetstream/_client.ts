@@ -1,0 +1,281 @@
+/**
+ * The NATS side of a JetStream worker: the connection (credentials from the
+ * config, never logged), the shared durable pull consumer (created when
+ * missing, checked when present), pulls and confirmed acks.
+ *
+ * @module
+ */
+import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  type Consumer,
+  type ConsumerInfo,
+  DeliverPolicy,
+  jetstream,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstreamManager,
+  type JsMsg,
+  ReplayPolicy,
+  type StreamInfo,
+} from "@nats-io/jetstream";
+import type { JetStreamSourceConfig } from "../../core/config/mod.ts";
+import { parseDuration } from "../../core/duration.ts";
+import { SourceError } from "../../core/errors.ts";
+
+/** An open connection with the stream's manager, client and consumer. */
+export interface JetStreamLink {
+  /** The NATS connection. */
+  nc: NatsConnection;
+  /** JetStream management API. */
+  jsm: JetStreamManager;
+  /** JetStream client. */
+  js: JetStreamClient;
+  /** The shared durable pull consumer. */
+  consumer: Consumer;
+}
+
+/** One pulled message, as the worker stages it. */
+export interface PulledMessage {
+  /** Stream sequence. */
+  seq: number;
+  /** Subject it was published on. */
+  subject: string;
+  /** Delivery count (1 the first time). */
+  delivered: number;
+  /** Headers as a JSON object text, or null. */
+  headers: string | null;
+  /** Payload bytes. */
+  data: Uint8Array;
+  /** The ack subject of this delivery. */
+  reply: string;
+}
+
+/** Connection options from the config: servers, name and credentials. */
+async function connectOptions(src: JetStreamSourceConfig, name: string) {
+  const auth: Record<string, unknown> = {};
+  if (src.user !== undefined) {
+    auth.user = src.user;
+    auth.pass = src.password;
+  }
+  if (src.token !== undefined) auth.token = src.token;
+  if (src.creds !== undefined) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await Deno.readFile(src.creds);
+    } catch (e) {
+      throw new SourceError(`Cannot read the NATS creds file ${src.creds}: ${String(e)}`);
+    }
+    auth.authenticator = credsAuthenticator(bytes);
+  }
+  return {
+    servers: src.servers.map((s) => s.replace(/^nats:\/\//, "")),
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    timeout: 5000,
+    ...auth,
+  };
+}
+
+/** Consumer settings that must agree between the config and the server. */
+export function consumerSettings(src: JetStreamSourceConfig) {
+  return {
+    durable_name: src.consumer,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    ack_wait: parseDuration(src.ack_wait) * 1_000_000,
+    // Unlimited on the server: the worker dead-letters a message delivered more than
+    // max_deliver times (without parsing it), so a crash during that last delivery cannot
+    // lose it — JetStream simply delivers it again.
+    max_deliver: -1,
+    max_ack_pending: Math.max(10_000, src.batch * 16),
+    ...(src.subject !== undefined ? { filter_subject: src.subject } : {}),
+  };
+}
+
+/**
+ * Connects, checks the stream exists and gets (or creates) the durable
+ * pull consumer. Errors name the stream and consumer, never a credential.
+ */
+export async function openLink(
+  src: JetStreamSourceConfig,
+  options: { name: string },
+): Promise<JetStreamLink> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect(await connectOptions(src, options.name));
+  } catch (e) {
+    throw new SourceError(
+      `Cannot connect to NATS (${src.servers.join(", ")}): ${safeMessage(e)}`,
+      { cause: e },
+    );
+  }
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+    try {
+      await jsm.streams.info(src.stream);
+    } catch (e) {
+      throw new SourceError(
+        `Cannot read JetStream stream "${src.stream}": ${safeMessage(e)}`,
+        { cause: e },
+      );
+    }
+    const want = consumerSettings(src);
+    let info: ConsumerInfo | undefined;
+    try {
+      info = await jsm.consumers.info(src.stream, src.consumer);
+    } catch (e) {
+      if (!/not found/i.test(safeMessage(e))) throw e;
+    }
+    if (info === undefined) {
+      try {
+        await jsm.consumers.add(src.stream, want);
+      } catch (e) {
+        // Another worker created it first.
+        if (!/already (exists|in use)/i.test(safeMessage(e))) throw e;
+      }
+    } else if (
+      info.config.ack_policy !== AckPolicy.Explicit ||
+      (info.config.filter_subject ?? undefined) !== want.filter_subject
+    ) {
+      throw new SourceError(
+        `Cannot use consumer "${src.consumer}" of stream "${src.stream}": it exists with ` +
+          `ack_policy ${info.config.ack_policy} and filter ${
+            info.config.filter_subject ?? "(none)"
+          }; the config needs explicit acks and filter ${want.filter_subject ?? "(none)"}`,
+      );
+    } else if (
+      info.config.ack_wait !== want.ack_wait || info.config.max_deliver !== want.max_deliver
+    ) {
+      await jsm.consumers.update(src.stream, src.consumer, {
+        ack_wait: want.ack_wait,
+        max_deliver: want.max_deliver,
+        max_ack_pending: want.max_ack_pending,
+      });
+    }
+    const js = jetstream(nc, { timeout: 10_000 });
+    const consumer = await js.consumers.get(src.stream, src.consumer);
+    return { nc, jsm, js, consumer };
+  } catch (e) {
+    await nc.close().catch(() => {});
+    if (e instanceof SourceError) throw e;
+    throw new SourceError(
+      `Cannot open consumer "${src.consumer}" of stream "${src.stream}": ${safeMessage(e)}`,
+      { cause: e },
+    );
+  }
+}
+
+/** A message text without anything that could be a credential (URLs with user info). */
+export function safeMessage(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  return text.replace(/\/\/[^@/\s]+@/g, "//***@");
+}
+
+/**
+ * Pulls at most `max` messages, waiting at most `expiresMs`: exactly what
+ * one batch may commit, so memory stays bounded (`max` times the server's
+ * `max_payload`) whatever the backlog.
+ */
+export async function pull(
+  link: JetStreamLink,
+  options: { max: number; expiresMs: number },
+): Promise<PulledMessage[]> {
+  const out: PulledMessage[] = [];
+  const expires = Math.max(1000, options.expiresMs);
+  const iter = await link.consumer.fetch({
+    max_messages: options.max,
+    expires,
+  });
+  try {
+    for await (const m of iter) out.push(pulled(m));
+  } catch (e) {
+    // A pull cut short keeps what it received: those messages are delivered to this worker
+    // and are committed like any others. Two missed idle heartbeats (the client's default
+    // is half of `expires`) race with the pull's own expiry on a quiet stream: that is an
+    // empty pull, and a server that is really gone fails the next look at the consumer.
+    if (out.length === 0 && !/heartbeats missed/i.test(safeMessage(e))) throw e;
+  }
+  return out;
+}
+
+function pulled(m: JsMsg): PulledMessage {
+  let headers: string | null = null;
+  if (m.headers) {
+    const h: Record<string, string[]> = {};
+    for (const k of m.headers.keys()) h[k] = m.headers.values(k);
+    headers = JSON.stringify(h);
+  }
+  return {
+    seq: m.seq,
+    subject: m.subject,
+    delivered: m.info.deliveryCount,
+    headers,
+    data: m.data,
+    reply: (m as unknown as { reply: string }).reply,
+  };
+}
+
+/**
+ * Acks deliveries by their ack subjects and waits for the server to
+ * confirm each (double ack). Returns the sequences confirmed.
+ */
+export async function ackConfirmed(
+  nc: NatsConnection,
+  acks: { seq: number; reply: string }[],
+  options: { timeoutMs: number },
+): Promise<Set<number>> {
+  const done = new Set<number>();
+  const chunk = 512;
+  for (let i = 0; i < acks.length; i += chunk) {
+    const part = acks.slice(i, i + chunk);
+    const results = await Promise.allSettled(
+      part.map((a) => nc.request(a.reply, "+ACK", { timeout: options.timeoutMs })),
+    );
+    results.forEach((r, j) => {
+      if (r.status === "fulfilled") done.add(part[j].seq);
+    });
+  }
+  return done;
+}
+
+/** Stream and consumer state in one look. */
+export interface Position {
+  /** First sequence still in the stream. */
+  firstSeq: number;
+  /** Last sequence in the stream. */
+  lastSeq: number;
+  /** Messages in the stream. */
+  messages: number;
+  /** Messages not yet delivered to any worker (`num_pending`). */
+  pending: number;
+  /** Delivered, not yet acked (`num_ack_pending`). */
+  ackPending: number;
+  /** Redelivered messages not yet acked (`num_redelivered`). */
+  redelivered: number;
+  /** Every stream sequence up to this one is acked. */
+  ackFloor: number;
+}
+
+/** Reads the stream's and the consumer's state. */
+export async function position(
+  link: JetStreamLink,
+  src: JetStreamSourceConfig,
+): Promise<Position> {
+  const [si, ci]: [StreamInfo, ConsumerInfo] = await Promise.all([
+    link.jsm.streams.info(src.stream),
+    link.jsm.consumers.info(src.stream, src.consumer),
+  ]);
+  return {
+    firstSeq: si.state.first_seq,
+    lastSeq: si.state.last_seq,
+    messages: si.state.messages,
+    pending: ci.num_pending,
+    ackPending: ci.num_ack_pending,
+    redelivered: ci.num_redelivered,
+    ackFloor: ci.ack_floor.stream_seq,
+  };
+}

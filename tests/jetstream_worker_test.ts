@@ -1,0 +1,248 @@
+/**
+ * A JetStream worker against a real 3-node cluster: rows, dead letters and
+ * sequences commit together; redeliveries of committed messages are
+ * dropped; poison messages end in the DLQ; a crash between commit and ack
+ * duplicates nothing; a purge past the committed floor is data loss.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { AckPolicy } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { NatsCluster, skipWithoutNats } from "./_nats_cluster.ts";
+import {
+  idOfPayload,
+  published,
+  publishedCount,
+  publishRange,
+  readShard,
+  startWorker,
+  writeWorkerConfig,
+} from "./_jetstream.ts";
+
+const ignore = skipWithoutNats();
+
+async function withCluster(fn: (c: NatsCluster, dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sluice_js_" });
+  const cluster = await NatsCluster.start({ dir: join(dir, "nats") });
+  try {
+    await cluster.createStream("ORDERS", ["orders.>"]);
+    await fn(cluster, dir);
+  } finally {
+    await cluster.stop();
+  }
+}
+
+Deno.test({
+  name: "a JetStream worker commits every message once: rows to the target, malformed to the DLQ",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const pub = published();
+      await publishRange(nc, pub, 0, 3000);
+      await nc.close();
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers });
+      const w = startWorker(cfg, "w1", { trigger: "available-now" });
+      const out = await w.out;
+      assert.equal(out.code, 0, out.stderr);
+      const summary = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
+      const shard = await readShard(join(dir, "lake_w1", "sluice.duckdb"));
+      const late = shard.dlq.filter((d) => d.reason === "late").map((d) => idOfPayload(d.payload));
+      const malformed = shard.dlq.filter((d) => d.reason === "malformed_json");
+      assert.equal(shard.target.size + shard.dlq.length, publishedCount(pub));
+      assert.equal(malformed.length, pub.malformed.size);
+      for (const d of malformed) assert.ok(pub.malformed.has(idOfPayload(d.payload)!));
+      assert.deepEqual(new Set(late), pub.late);
+      for (const [id, n] of shard.target) {
+        assert.equal(n, 1, id);
+        assert.ok(pub.valid.has(id) && !pub.late.has(id), id);
+      }
+      assert.equal(summary.written, shard.target.size);
+      assert.equal(summary.acks, publishedCount(pub));
+    });
+  },
+});
+
+Deno.test({
+  name: "a crash between commit and ack neither loses nor duplicates: the redelivery is dropped",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const pub = published();
+      await publishRange(nc, pub, 0, 1200);
+      const cfg = await writeWorkerConfig(dir, "w1", {
+        servers: cluster.servers,
+        batch: 400,
+        ackWait: "2s",
+      });
+      // Killed right after the second batch's commit, before its ack.
+      const crashed = await startWorker(cfg, "w1", { crashAt: "committed@2" }).out;
+      assert.equal(crashed.code, 137, crashed.stderr);
+      // The unacked batch comes back after ack_wait; the restarted worker drops it as a duplicate
+      // (or acks it at start from its own record of unconfirmed acks).
+      await new Promise((r) => setTimeout(r, 2500));
+      const out = await startWorker(cfg, "w1", { trigger: "available-now" }).out;
+      assert.equal(out.code, 0, out.stderr);
+      const shard = await readShard(join(dir, "lake_w1", "sluice.duckdb"));
+      assert.equal(shard.target.size + shard.dlq.length, publishedCount(pub));
+      for (const [id, n] of shard.target) assert.equal(n, 1, id);
+      const jsm = await jetstreamManager(nc);
+      const ci = await jsm.consumers.info("ORDERS", "sluice-orders");
+      assert.equal(ci.num_pending, 0);
+      assert.equal(ci.num_ack_pending, 0);
+      await nc.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "a message delivered max_deliver times without a commit is dead-lettered as poison",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const js = jetstream(nc);
+      const jsm = await jetstreamManager(nc);
+      await js.publish(
+        "orders.1",
+        JSON.stringify({ event_id: "p1", event_time: "2026-01-01T00:00:00Z" }),
+      );
+      // Three deliveries that fail (a client that naks instead of committing).
+      await jsm.consumers.add("ORDERS", {
+        durable_name: "sluice-orders",
+        ack_policy: AckPolicy.Explicit,
+        ack_wait: 30_000_000_000,
+        filter_subject: "orders.>",
+      });
+      const c = await js.consumers.get("ORDERS", "sluice-orders");
+      for (let i = 0; i < 3; i++) {
+        const m = await c.next({ expires: 5000 });
+        assert.ok(m);
+        m.nak();
+      }
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers, maxDeliver: 3 });
+      const out = await startWorker(cfg, "w1", { trigger: "available-now" }).out;
+      assert.equal(out.code, 0, out.stderr);
+      const shard = await readShard(join(dir, "lake_w1", "sluice.duckdb"));
+      assert.equal(shard.target.size, 0);
+      assert.deepEqual(shard.dlq.map((d) => d.reason), ["poison"]);
+      const ci = await jsm.consumers.info("ORDERS", "sluice-orders");
+      assert.equal(ci.num_ack_pending, 0);
+      await nc.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "a purge past the committed floor stops with exit 66 naming the range, or warns and counts",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const pub = published();
+      await publishRange(nc, pub, 0, 100);
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers });
+      assert.equal((await startWorker(cfg, "w1", { trigger: "available-now" }).out).code, 0);
+      await publishRange(nc, pub, 100, 200);
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.purge("ORDERS", { seq: 151 }); // removes 101..150, never consumed
+      const failed = await startWorker(cfg, "w1", { trigger: "available-now" }).out;
+      assert.equal(failed.code, 66, failed.stderr);
+      assert.match(failed.stderr, /sequences 101 to 150 of stream "ORDERS" are gone/);
+      const lenient = await writeWorkerConfig(dir, "w1", {
+        servers: cluster.servers,
+        failOnDataLoss: false,
+      });
+      const out = await startWorker(lenient, "w1", { trigger: "available-now" }).out;
+      assert.equal(out.code, 0, out.stderr);
+      const summary = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
+      assert.equal(summary.dataLoss, 50);
+      const shard = await readShard(join(dir, "lake_w1", "sluice.duckdb"));
+      assert.equal(shard.target.size + shard.dlq.length, 150);
+      await nc.close();
+    });
+  },
+});
+
+Deno.test({
+  name: "sluice stream --worker-id on a jetstream source, then sluice shards merges and exports",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const pub = published();
+      await publishRange(nc, pub, 0, 1000);
+      await nc.close();
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers });
+      const run = await sluiceCli([
+        "stream",
+        "-c",
+        cfg,
+        "--trigger",
+        "available-now",
+        "--worker-id",
+        "w1",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /worker w1 \(available-now\)/);
+      assert.match(run.stdout, /1,000 received, 995 written, 5 dead-lettered/);
+      const db = join(dir, "lake_w1", "sluice.duckdb");
+      const shards = await sluiceCli([
+        "shards",
+        "-c",
+        cfg,
+        "--shard",
+        db,
+        "--export",
+        join(dir, "dataset"),
+        "--json",
+      ]);
+      assert.equal(shards.code, 0, shards.stderr);
+      const view = JSON.parse(shards.stdout);
+      assert.equal(view.totals.committed, 995);
+      assert.equal(view.totals.deadLettered, 5);
+      assert.equal(view.crossShardDuplicates, 0);
+      assert.equal(view.export.rows.w1, 995);
+      const explain = await sluiceCli(["explain", "-c", cfg]);
+      assert.equal(explain.code, 0, explain.stderr);
+      assert.match(explain.stdout, /exactly-once per message, per shard/);
+    });
+  },
+});
+
+/** The real CLI with the `sluice` task's permissions. */
+async function sluiceCli(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--no-prompt",
+      "--node-modules-dir=manual",
+      "--allow-ffi=./node_modules",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM",
+      "--allow-net=127.0.0.1,localhost",
+      "--allow-sys=hostname,osUptime",
+      new URL("../cli.ts", import.meta.url).pathname,
+      ...args,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
