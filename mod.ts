@@ -295,12 +295,20 @@ export {
 export { bronze } from "./stages/bronze.ts";
 export { extract, type ExtractPlan, type SourcePlan } from "./stages/extract.ts";
 export type { FileFingerprint } from "./core/files.ts";
-export { gold, modelRefs, planGold, type PlannedModel, type TableRef } from "./stages/gold.ts";
+export {
+  gold,
+  type GoldOptions,
+  modelRefs,
+  planGold,
+  type PlannedModel,
+  type TableRef,
+} from "./stages/gold.ts";
 export { output } from "./stages/output.ts";
 export { type PipelineRunSummary, runPipeline, type StageName, STAGES } from "./stages/pipeline.ts";
 export {
   silver,
   SILVER_LINEAGE_COLUMNS,
+  type SilverChange,
   type SilverOptions,
   type StagedCounts,
   type StagedSilverTable,

@@ -52,7 +52,7 @@ export interface BaselineSpec {
 }
 
 /** A typed silver column of the hand-written baseline. */
-interface Col {
+export interface Col {
   /** Target name. */
   name: string;
   /** DuckDB type. */
@@ -63,8 +63,15 @@ interface Col {
   notNull?: boolean;
 }
 
-/** One silver table of the baseline. */
-interface SilverSpec {
+/**
+ * One silver table of the baseline.
+ *
+ * @example
+ * ```ts ignore
+ * const spec: SilverSpec = { from: "t", raw: ["a"], cols: [{ name: "a", type: "INTEGER" }] };
+ * ```
+ */
+export interface SilverSpec {
   /** Bronze table read. */
   from: string;
   /** Raw bronze columns (kept as JSON for quarantined rows). */
@@ -132,8 +139,15 @@ const SILVER: Record<string, SilverSpec> = {
 
 const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
-/** The staging SELECT of one silver table: typed columns, reason, payload of bad rows. */
-function stageSql(spec: SilverSpec): string {
+/**
+ * The staging SELECT of one silver table: typed columns, reason, payload of bad rows.
+ *
+ * @example
+ * ```ts ignore
+ * const sql = stageSql({ from: "t", raw: ["a"], cols: [{ name: "a", type: "INTEGER" }] });
+ * ```
+ */
+export function stageSql(spec: SilverSpec): string {
   const typed = spec.cols.map((c) => `TRY_CAST(${c.expr ?? c.name} AS ${c.type}) AS ${c.name}`);
   const reasons: string[] = [];
   for (const c of spec.cols) {
@@ -148,7 +162,7 @@ function stageSql(spec: SilverSpec): string {
     spec.raw.map((r) => `'${r}', "raw_${r}"`).join(", ")
   }) AS VARCHAR)`;
   const inner = `SELECT ${typed.join(", ")}, ${
-    spec.raw.map((r) => `${r} AS "raw_${r}"`).join(", ")
+    spec.raw.map((r) => `"${r}" AS "raw_${r}"`).join(", ")
   },
       _source_file, NULLIF(concat_ws('; ', ${reasons.join(", ")}), '') AS _cast_reason
     FROM bronze.${spec.from}`;

@@ -116,6 +116,24 @@ export function timedEngine(db: Engine, log: StatementTiming[]): Engine {
   });
 }
 
+/** The e-commerce project on cached demo data, in a fresh folder. */
+async function profileProject(
+  values: { scale?: string; seed?: string; checks?: boolean; profiling?: boolean },
+): Promise<string> {
+  const { dir: dataDir } = await demoData({
+    scale: Number(values.scale),
+    seed: Number(values.seed),
+  });
+  const dir = join(BENCH_DATA_DIR, "profile_project");
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  return await writeProject({
+    dataDir,
+    dir,
+    checks: values.checks ?? false,
+    profiling: values.profiling ?? false,
+  });
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -127,20 +145,11 @@ async function main(): Promise<void> {
       profiling: { type: "boolean", default: false },
       explain: { type: "string", default: "0" },
       stage: { type: "string" },
+      // Any pipeline (e.g. a shape pair's); its lake is removed first.
+      config: { type: "string" },
     },
   });
-  const { dir: dataDir } = await demoData({
-    scale: Number(values.scale),
-    seed: Number(values.seed),
-  });
-  const dir = join(BENCH_DATA_DIR, "profile_project");
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  const file = await writeProject({
-    dataDir,
-    dir,
-    checks: values.checks,
-    profiling: values.profiling,
-  });
+  const file = values.config ?? await profileProject(values);
   const config = await loadConfig(file);
   await withRun(config, { trigger: "bench" }, async (opened) => {
     const log: StatementTiming[] = [];

@@ -25,11 +25,18 @@
  * 6. `incremental` (`bench/_incremental.ts`): a lake at the bench's scale
  *    plus a 1% increment: Sluice's full run on a fresh lake vs Sluice's
  *    incremental run on the lake as it was, plus a no-op run.
+ * 8. Shapes (`bench/_shapes.ts`): `parquet_star` (a 3M-row native-typed
+ *    Parquet fact table and a 3,400-row CSV dimension), `wide_ndjson` (50
+ *    keys, nested objects and arrays, 100k records) and `many_files` (2,000
+ *    CSV files of 50 rows): the shape's work as hand-written SQL
+ *    (`bench/baseline_shapes.ts`) vs `sluice run`, checks and profiling off.
+ *    `--shape-factor` scales their sizes (independent of `--scale`).
  *
  * Demo and stream data are generated once per seed and scale under
  * `bench/data/` (gitignored). Timing never decides a test; this is a report.
  *
  *   deno task bench [--scale 10000000] [--runs 3] [--pairs batch,quality,streaming,memory,cold_start]
+ *     [--pairs parquet_star,wide_ndjson,many_files --shape-factor 0.1]
  *
  * @module
  */
@@ -38,6 +45,14 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { openEngine, SLUICE_VERSION } from "../mod.ts";
 import { incrementalPair } from "./_incremental.ts";
+import {
+  generateShape,
+  type ShapeName,
+  shapePipelineYaml,
+  SHAPES,
+  shapeSize,
+  shapeSpec,
+} from "./_shapes.ts";
 import { jetstreamPair } from "./jetstream.ts";
 import { measure, type Measured, median } from "./_measure.ts";
 import {
@@ -51,7 +66,15 @@ import {
 } from "./_project.ts";
 import { STREAM_DELAY_SECONDS, streamData, writeStreamProject } from "./_stream_data.ts";
 
-const PAIRS = ["batch", "quality", "streaming", "memory", "cold_start", "incremental"] as const;
+const PAIRS = [
+  "batch",
+  "quality",
+  "streaming",
+  "memory",
+  "cold_start",
+  "incremental",
+  ...SHAPES,
+] as const;
 type PairName = (typeof PAIRS)[number];
 
 const ENV_ALLOW = "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM";
@@ -116,6 +139,7 @@ function failIfBad(m: Measured, what: string): void {
 /** Stage durations (seconds) and silver counts of the one run in a lake's ledger. */
 async function lakeFacts(
   lake: string,
+  counted: string[] = ["bronze.orders", "silver.orders", "silver.orders__quarantine"],
 ): Promise<{ stages: Record<string, number>; runSeconds: number; counts: Record<string, number> }> {
   const db = await openEngine(join(lake, "sluice.duckdb"), { allowedDirectories: [lake] });
   try {
@@ -130,7 +154,7 @@ async function lakeFacts(
        LIMIT 1`,
     );
     const counts: Record<string, number> = {};
-    for (const t of ["bronze.orders", "silver.orders", "silver.orders__quarantine"]) {
+    for (const t of counted) {
       counts[t] = (await db.one<{ n: number }>(`SELECT count(*) AS n FROM ${t}`))?.n ?? 0;
     }
     return { stages, runSeconds: (run?.ms ?? 0) / 1000, counts };
@@ -186,6 +210,133 @@ async function alternate(
   }
 }
 
+/** Row counts of `tables` in a DuckDB file (either side's). */
+async function tableCounts(file: string, tables: string[]): Promise<Record<string, number>> {
+  const db = await openEngine(file, { allowedDirectories: [BENCH_DATA_DIR] });
+  try {
+    const counts: Record<string, number> = {};
+    for (const t of tables) {
+      counts[t] = (await db.one<{ n: number }>(`SELECT count(*)::DOUBLE AS n FROM ${t}`))?.n ?? 0;
+    }
+    return counts;
+  } finally {
+    db.close();
+  }
+}
+
+/** Data of one shape, generated once per seed and size under `bench/data/`. */
+async function shapeData(shape: ShapeName, factor: number, seed: number): Promise<string> {
+  const size = shapeSize(shape, factor);
+  const dir = join(BENCH_DATA_DIR, `${shape}_s${seed}_r${size.rows}_f${size.files}`);
+  const marker = join(dir, ".complete");
+  if (await Deno.stat(marker).then(() => true, () => false)) return dir;
+  await rmrf(dir);
+  const t0 = performance.now();
+  await generateShape(shape, dir, { size, seed });
+  await Deno.writeTextFile(marker, new Date().toISOString());
+  log(`  generated ${shape} data in ${fmt((performance.now() - t0) / 1000)} s: ${dir}`);
+  return dir;
+}
+
+/**
+ * One shape pair: the shape's hand-written SQL vs `sluice run` (checks and
+ * profiling off), alternating, whole subprocesses; ratio of the medians.
+ */
+async function shapePair(
+  shape: ShapeName,
+  o: { factor: number; seed: number; runs: number; work: string },
+): Promise<Record<string, unknown>> {
+  const size = shapeSize(shape, o.factor);
+  log(`${shape}: raw-SQL baseline vs sluice run (${JSON.stringify(size)})`);
+  const data = await shapeData(shape, o.factor, o.seed);
+  const baseDir = join(o.work, "baseline");
+  const projDir = join(o.work, "sluice");
+  await Deno.mkdir(projDir, { recursive: true });
+  const config = join(projDir, "pipeline.yaml");
+  await Deno.writeTextFile(config, shapePipelineYaml(shape, data, projDir));
+  const spec = shapeSpec(shape);
+  const counted = [...spec.counted, ...spec.gold.map((g) => `gold.${g.name}`)];
+  const baseline: Side = {
+    name: "raw SQL baseline",
+    command: `deno run bench/baseline_shapes.ts --shape ${shape}`,
+    runs: [],
+  };
+  const sluice: Side = { name: "sluice run", command: "deno run ... cli.ts run", runs: [] };
+  const stages: Record<string, number>[] = [];
+  let sluiceCounts: Record<string, number> | undefined;
+  await alternate(shape, o.runs, [
+    {
+      side: baseline,
+      args: async () => {
+        await rmrf(baseDir);
+        return [
+          Deno.execPath(),
+          denoRun("bench/baseline_shapes.ts", [
+            "--shape",
+            shape,
+            "--data",
+            data,
+            "--work",
+            baseDir,
+          ], { env: false }),
+        ];
+      },
+    },
+    {
+      side: sluice,
+      args: async () => {
+        await rmrf(join(projDir, "lake"));
+        return [Deno.execPath(), denoRun("cli.ts", ["run", "-c", config])];
+      },
+      after: async () => {
+        const lake = join(projDir, "lake");
+        stages.push((await lakeFacts(lake, [])).stages);
+        sluiceCounts ??= await tableCounts(join(lake, "sluice.duckdb"), counted);
+      },
+    },
+  ], o.work);
+  const a = median(baseline.runs.map((r) => r.seconds));
+  const b = median(sluice.runs.map((r) => r.seconds));
+  const baseCounts = baseline.runs[0].json?.counts as Record<string, number> | undefined;
+  const same = JSON.stringify(baseCounts) === JSON.stringify(sluiceCounts);
+  if (!same) {
+    log(
+      `  WARNING: ${shape} counts differ: ${JSON.stringify(baseCounts)} vs ${
+        JSON.stringify(sluiceCounts)
+      }`,
+    );
+  }
+  const steps = baseline.runs.map((r) => (r.json?.steps ?? {}) as Record<string, number>);
+  const names = [...new Set(stages.flatMap((s) => Object.keys(s)))];
+  return {
+    size,
+    a: sideSummary(baseline, {
+      median_steps_seconds: Object.fromEntries(
+        Object.keys(steps[0] ?? {}).map((k) => [k, round(median(steps.map((s) => s[k])))]),
+      ),
+    }),
+    b: sideSummary(sluice, {
+      median_stage_seconds: Object.fromEntries(
+        names.map((n) => [n, round(median(stages.map((s) => s[n] ?? 0)))]),
+      ),
+    }),
+    ratio: round(b / a),
+    // CPU seconds (user + system) are the steadier figure on a shared machine.
+    cpu_ratio: round(
+      median(sluice.runs.map((r) => r.cpuSeconds ?? NaN)) /
+        median(baseline.runs.map((r) => r.cpuSeconds ?? NaN)),
+    ),
+    peak_rss_ratio: round(
+      Math.max(...sluice.runs.map((r) => r.peakRssBytes)) /
+        Math.max(1, ...baseline.runs.map((r) => r.peakRssBytes)),
+    ),
+    target_ratio: 1.15,
+    met: b / a <= 1.15,
+    same_rows: same,
+    counts: sluiceCounts,
+  };
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -199,6 +350,7 @@ async function main(): Promise<void> {
       "files-per-batch": { type: "string", default: "5" },
       "memory-limit": { type: "string" },
       "jetstream-events": { type: "string", default: "50000" },
+      "shape-factor": { type: "string", default: "1" },
       out: { type: "string", default: join(REPO_DIR, "bench", "results.json") },
     },
   });
@@ -220,7 +372,10 @@ async function main(): Promise<void> {
   const started = performance.now();
 
   log(`sluice bench: scale ${scale.toLocaleString("en-US")} orders, seed ${seed}, ${runs} runs`);
-  const demo = await demoData({ scale, seed });
+  const needsDemo = [...chosen].some((p) => !(SHAPES as readonly string[]).includes(p));
+  const demo = needsDemo
+    ? await demoData({ scale, seed })
+    : { dir: "", generatedSeconds: undefined };
   if (demo.generatedSeconds !== undefined) {
     log(`  generated demo data in ${fmt(demo.generatedSeconds)} s: ${demo.dir}`);
   }
@@ -540,6 +695,16 @@ async function main(): Promise<void> {
     });
   }
 
+  for (const shape of SHAPES) {
+    if (!chosen.has(shape)) continue;
+    pairs[shape] = await shapePair(shape, {
+      factor: Number(values["shape-factor"]),
+      seed,
+      runs,
+      work: join(work, shape),
+    });
+  }
+
   if ((chosen as Set<string>).has("jetstream")) {
     pairs.jetstream = await jetstreamPair({
       work: join(work, "jetstream"),
@@ -621,6 +786,17 @@ export function formatTable(results: Record<string, unknown>): string {
         w.workers === 1 ? (p.jetstream.met ? "yes" : "no") : "",
       ]);
     }
+  }
+  for (const shape of SHAPES) {
+    if (!p[shape]) continue;
+    rows.push([
+      `8 ${shape}`,
+      `raw SQL ${s(p[shape].a.median_seconds)}`,
+      `sluice run ${s(p[shape].b.median_seconds)}`,
+      p[shape].ratio.toFixed(2),
+      "≤ 1.15",
+      p[shape].met ? "yes" : "no",
+    ]);
   }
   if (p.memory) {
     rows.push([

@@ -25,13 +25,21 @@ export function checkCommand(): Command {
         .choices(["bronze", "silver", "gold"]),
     )
     .option("--table <name>", "only this table's checks")
-    .action(async (opts: { config: string; layer?: Layer; table?: string }, cmd: Command) => {
+    .option(
+      "--full",
+      "full audit: bronze and quarantine checks see every row, not the latest batch",
+    )
+    .action(async (
+      opts: { config: string; layer?: Layer; table?: string; full?: boolean },
+      cmd: Command,
+    ) => {
       const config = await loadConfig(opts.config);
       await setupLogging(cmd, { secrets: config.secrets });
       await withRun(config, runOptions("check", {}), async (ctx) => {
         const { results, failed } = await checkTables(ctx, {
           layers: opts.layer ? [opts.layer] : undefined,
           tables: opts.table ? [opts.table] : undefined,
+          full: opts.full === true,
         });
         out(formatCheckResults(results));
         if (failed.length > 0) throw qualityGateError(failed);

@@ -52,9 +52,9 @@ export interface AuditOptions {
   /**
    * Which rows bronze and quarantine checks see: `run` (the rows this run
    * landed or quarantined; the default) or `latest` (the latest batch in the
-   * table, for `sluice check`).
+   * table, for `sluice check`) or `all` (every row, for `sluice check --full`).
    */
-  batch?: "run" | "latest";
+  batch?: "run" | "latest" | "all";
   /** Bronze only: the sources that landed rows in this run (batch `run`). Default all. */
   sources?: readonly string[];
   /** Run the checks. Default `quality.checks`. */
@@ -101,15 +101,19 @@ export async function auditLayer(
   const doProfiles = options.profiling ?? settings.profiling;
   const wanted = (table: string) =>
     (options.tables === undefined || options.tables.includes(table)) &&
-    (layer !== "bronze" || batch === "latest" || options.sources === undefined ||
+    (layer !== "bronze" || batch !== "run" || options.sources === undefined ||
       options.sources.includes(table));
 
   const bronzeScope = (table: string) =>
-    batch === "run"
+    batch === "all"
+      ? undefined
+      : batch === "run"
       ? `_run_id = ${literal(ctx.runId)}`
       : `_ingested_at = (SELECT max(_ingested_at) FROM ${qualified("bronze", table)})`;
   const quarantineScope = (table: string) =>
-    batch === "run"
+    batch === "all"
+      ? undefined
+      : batch === "run"
       ? `_run_id = ${literal(ctx.runId)}`
       : `_run_id = (SELECT _run_id FROM ${
         qualified("silver", table)
@@ -413,7 +417,8 @@ export interface CheckCommandResult {
 
 /**
  * Runs the checks alone against the current tables (`sluice check`): bronze
- * and quarantine checks see the latest batch in their table. The run is
+ * and quarantine checks see the latest batch in their table, or every row
+ * with `full` (`sluice check --full`, a full audit). The run is
  * recorded in the ledger with command `check` and its results in the
  * quality history; it ends `quality_failed` when an error-level check
  * fails. Does not throw for failed checks: the caller decides.
@@ -426,7 +431,7 @@ export interface CheckCommandResult {
  */
 export async function checkTables(
   ctx: RunContext,
-  options: { layers?: readonly Layer[]; tables?: readonly string[] } = {},
+  options: { layers?: readonly Layer[]; tables?: readonly string[]; full?: boolean } = {},
 ): Promise<CheckCommandResult> {
   const layers = options.layers ?? ["bronze", "silver", "gold"];
   const started = performance.now();
@@ -443,7 +448,7 @@ export async function checkTables(
     for (const layer of layers) {
       audits.push(
         await auditLayer(ctx, layer, {
-          batch: "latest",
+          batch: options.full ? "all" : "latest",
           checks: true,
           profiling: false,
           tables: options.tables,

@@ -148,6 +148,9 @@ silver:
 gold:
   daily_revenue_by_country:
     description: Orders and revenue per day and shipping country.
+    # Recomputed each run only for the days this run's orders touched.
+    materialized: incremental
+    partition_by: date
     sql: |
       select
         cast(order_ts as date) as date,
@@ -163,6 +166,9 @@ gold:
 
   customer_lifetime_value:
     description: Orders, revenue and first/last order of every known customer.
+    # Recomputed only for customers whose orders or customer row changed.
+    materialized: incremental
+    unique_key: customer_id
     sql: |
       select
         customer_id,

@@ -105,8 +105,8 @@ export async function extract(
       unchanged: 0,
       ignored: [],
     };
-    for (const path of files) {
-      const fp = await statFile(path, { root: source.path });
+    for (const fp of await statAll(files, source.path)) {
+      const path = fp.path;
       const prev = known.get(fp.rel!);
       if (prev && prev.size === fp.size && prev.mtime_ms === fp.mtimeMs) {
         sp.unchanged++;
@@ -210,6 +210,23 @@ export async function extract(
   }
   result.durationMs = performance.now() - started;
   return { plan, result };
+}
+
+/**
+ * Fingerprints (no hash) of `paths`, in order, at most 64 stats at a time
+ * (2,000 small files: 0.2 s one after another).
+ */
+async function statAll(paths: readonly string[], root: string): Promise<FileFingerprint[]> {
+  const out: FileFingerprint[] = new Array(paths.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const i = next++;
+      out[i] = await statFile(paths[i], { root });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(64, paths.length) }, worker));
+  return out;
 }
 
 /**

@@ -10,9 +10,12 @@ import { getLogger } from "@logtape/logtape";
 import type { GoldModelConfig, PipelineConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { ConfigError, type ConfigProblem, EngineError, SandboxError } from "../core/errors.ts";
-import { literal, qualified } from "../core/quote.ts";
+import { ident, literal, qualified } from "../core/quote.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 import { checkSql, guardSql, sqlPosition } from "../core/sql_guard.ts";
+import { keySql, modelKeys, planIncremental } from "./_gold_incremental.ts";
+import type { SilverChange } from "./silver.ts";
+import { tableColumns } from "./_catalog.ts";
 
 /** A table a model reads. */
 export interface TableRef {
@@ -140,6 +143,22 @@ export async function resolveGold(
       broken.add(name);
       continue;
     }
+    if (model.materialized === "incremental") {
+      const { problems: why } = await planIncremental(db, model, silverNames);
+      if (why.length > 0) {
+        const keys = modelKeys(model).join(", ");
+        problems.push(
+          problem(
+            config,
+            name,
+            `cannot be incremental on ${keys}: the SQL ${why.join("; ")} ` +
+              "(rewrite it to group by the key, or use materialized: table)",
+          ),
+        );
+        broken.add(name);
+        continue;
+      }
+    }
     const planned: PlannedModel = { name, model, dependsOn: [], reads: [] };
     for (const ref of refs) {
       const schema = ref.schema.toLowerCase();
@@ -196,18 +215,157 @@ export async function resolveGold(
 }
 
 /**
- * Builds the gold models (all, or those named) in dependency order, each as
- * `CREATE OR REPLACE TABLE gold.<model> AS <sql>` in its own transaction.
+ * Options of {@linkcode gold}.
+ *
+ * @example
+ * ```ts ignore
+ * await gold(ctx, { changes: [], fullRefresh: true });
+ * ```
+ */
+export interface GoldOptions {
+  /** Only these models. */
+  models?: string[];
+  /**
+   * What this run's silver stage changed; without it every incremental
+   * model is rebuilt in full (it cannot know what changed).
+   */
+  changes?: SilverChange[];
+  /** Rebuild every model in full (`sluice run --full-refresh`). */
+  fullRefresh?: boolean;
+}
+
+/** How one model is built this run, and why. */
+interface Build {
+  how: "full" | "incremental" | "unchanged";
+  reason: string;
+  /** Temp table (quoted) of the affected keys, for `incremental`. */
+  affected?: string;
+  keys?: string[];
+}
+
+async function ensureGoldState(db: Engine): Promise<void> {
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.gold_state (
+    model VARCHAR PRIMARY KEY, fingerprint VARCHAR, silver_versions VARCHAR)`);
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.silver_versions (
+    table_name VARCHAR PRIMARY KEY, run_id VARCHAR)`);
+}
+
+function fingerprint(ctx: RunContext, m: PlannedModel): string {
+  return JSON.stringify({
+    sql: m.model.sql,
+    keys: modelKeys(m.model),
+    silver: m.reads.map((t) => ctx.config.silver[t] ?? t),
+  });
+}
+
+async function silverVersions(ctx: RunContext, reads: string[]): Promise<Record<string, string>> {
+  const rows = await ctx.db.all<{ t: string; r: string }>(
+    `SELECT table_name AS t, run_id AS r FROM _sluice.silver_versions`,
+  );
+  const out: Record<string, string> = {};
+  for (const r of rows) if (reads.includes(r.t.toLowerCase())) out[r.t.toLowerCase()] = r.r;
+  return out;
+}
+
+/** Decides how an incremental model is built, and computes its affected keys. */
+async function chooseBuild(ctx: RunContext, m: PlannedModel, options: GoldOptions): Promise<Build> {
+  if (m.model.materialized !== "incremental") return { how: "full", reason: "materialized: table" };
+  if (options.fullRefresh) return { how: "full", reason: "--full-refresh" };
+  if (!options.changes) return { how: "full", reason: "no silver change set (gold run alone)" };
+  if ((await tableColumns(ctx.db, "gold", m.name)).length === 0) {
+    return { how: "full", reason: "first build (no gold table yet)" };
+  }
+  const state = await ctx.db.one<{ f: string; v: string }>(
+    `SELECT fingerprint AS f, silver_versions AS v FROM _sluice.gold_state WHERE model = $m`,
+    { m: m.name },
+  );
+  if (!state) return { how: "full", reason: "first incremental build" };
+  if (state.f !== fingerprint(ctx, m)) {
+    return { how: "full", reason: "the model's SQL, keys or silver schema changed" };
+  }
+  const before = JSON.parse(state.v) as Record<string, string>;
+  const now = await silverVersions(ctx, m.reads);
+  const plan = (await planIncremental(ctx.db, m.model, new Set(m.reads))).plan!;
+  const parts: string[] = [];
+  for (const t of m.reads) {
+    const change = options.changes.find((c) => c.table.toLowerCase() === t);
+    if (!change) {
+      if (before[t] !== now[t]) {
+        return { how: "full", reason: `silver.${t} changed in a run that did not build it` };
+      }
+      continue;
+    }
+    if (change.full) return { how: "full", reason: `silver.${t} changed in full: ${change.full}` };
+    const exprs = plan.keyExprs.get(t);
+    if (!exprs) {
+      return {
+        how: "full",
+        reason: `silver.${t} changed and the model's key is not one of its columns`,
+      };
+    }
+    parts.push(await keySql(ctx.db, exprs, change.delta!));
+  }
+  if (parts.length === 0) return { how: "unchanged", reason: "no silver table it reads changed" };
+  const affected = ident(`_gold_keys_${m.name}`);
+  for (const p of parts) await guardSql(ctx.db, p, { what: `gold model "${m.name}" keys` });
+  await ctx.db.run(
+    `CREATE OR REPLACE TEMP TABLE ${affected} AS SELECT DISTINCT * FROM (${
+      parts.join(" UNION ALL ")
+    })`,
+  );
+  return { how: "incremental", reason: "silver changed", affected, keys: plan.keys };
+}
+
+/** Builds one model as {@linkcode chooseBuild} decided; returns the keys replaced (incremental). */
+async function buildModel(ctx: RunContext, m: PlannedModel, build: Build): Promise<number> {
+  const target = qualified("gold", m.name);
+  if (build.how === "full") {
+    await ctx.db.run(`CREATE OR REPLACE TABLE ${target} AS ${m.model.sql}`);
+    return 0;
+  }
+  if (build.how === "unchanged") return 0;
+  const keys = build.keys!;
+  const match = (alias: string) =>
+    `EXISTS (SELECT 1 FROM ${build.affected} AS a WHERE ${
+      keys.map((k) => `a.${ident(k)} IS NOT DISTINCT FROM ${alias}.${ident(k)}`).join(" AND ")
+    })`;
+  await ctx.db.run(`DELETE FROM ${target} AS g WHERE ${match("g")}`);
+  await ctx.db.run(
+    `INSERT INTO ${target} BY NAME SELECT * FROM (${m.model.sql}) AS m WHERE ${match("m")}`,
+  );
+  const n = (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${build.affected}`))?.n;
+  await ctx.db.run(`DROP TABLE IF EXISTS ${build.affected}`);
+  return Number(n ?? 0);
+}
+
+function withModel(name: string, e: unknown): unknown {
+  if (e instanceof SandboxError) {
+    return new SandboxError(`Cannot build gold model "${name}": ${e.message}`, { cause: e });
+  }
+  if (e instanceof EngineError) {
+    return new EngineError(`Cannot build gold model "${name}": ${e.message}`, {
+      cause: e,
+      transient: e.transient,
+    });
+  }
+  return e;
+}
+
+/**
+ * Builds the gold models (all, or those named) in dependency order, each in
+ * its own transaction. A `materialized: table` model is rebuilt as
+ * `CREATE OR REPLACE TABLE gold.<model> AS <sql>`; an incremental model
+ * deletes the keys (or partitions) this run's silver changes touched, old
+ * and new values, and inserts the model's rows of those keys, or is
+ * rebuilt in full when it cannot know what changed (first build, changed
+ * SQL or silver schema, `--full-refresh`, a silver table changed wholesale).
  *
  * @example
  * ```ts ignore
  * const result = await gold(ctx);
  * ```
  */
-export async function gold(
-  ctx: RunContext,
-  options: { models?: string[] } = {},
-): Promise<StageResult> {
+export async function gold(ctx: RunContext, options: GoldOptions = {}): Promise<StageResult> {
   const log = getLogger(["sluice", "gold"]).with({
     run_id: ctx.runId,
     pipeline: ctx.config.pipeline,
@@ -220,28 +378,30 @@ export async function gold(
   for (const [name, model] of Object.entries(ctx.config.gold)) {
     await guardSql(ctx.db, model.sql, { what: `gold model "${name}"` });
   }
+  await ensureGoldState(ctx.db);
   for (const m of await planGold(ctx.db, ctx.config)) {
     if (options.models && !options.models.includes(m.name)) continue;
     const t0 = performance.now();
-    const rows = await ctx.db.transaction(async () => {
+    const { rows, build, keys } = await ctx.db.transaction(async () => {
       try {
-        const target = qualified("gold", m.name);
-        await ctx.db.run(`CREATE OR REPLACE TABLE ${target} AS ${m.model.sql}`);
-        return (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${target}`))?.n ?? 0;
-      } catch (e) {
-        if (e instanceof SandboxError) {
-          throw new SandboxError(`Cannot build gold model "${m.name}": ${e.message}`, { cause: e });
-        }
-        if (e instanceof EngineError) {
-          throw new EngineError(`Cannot build gold model "${m.name}": ${e.message}`, {
-            cause: e,
-            transient: e.transient,
+        const build = await chooseBuild(ctx, m, options);
+        const keys = await buildModel(ctx, m, build);
+        if (m.model.materialized === "incremental") {
+          await ctx.db.run(`INSERT OR REPLACE INTO _sluice.gold_state VALUES ($m, $f, $v)`, {
+            m: m.name,
+            f: fingerprint(ctx, m),
+            v: JSON.stringify(await silverVersions(ctx, m.reads)),
           });
         }
-        throw e;
+        const target = qualified("gold", m.name);
+        const n = (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${target}`))?.n ?? 0;
+        return { rows: n, build, keys };
+      } catch (e) {
+        throw withModel(m.name, e);
       }
     });
     await ctx.db.checkpoint();
+    const materialized = m.model.materialized ?? "table";
     result.tables.push({
       layer: "gold",
       table: m.name,
@@ -249,15 +409,29 @@ export async function gold(
       passed: rows,
       quarantined: 0,
       duplicates: 0,
-      details: { depends_on: m.dependsOn, reads: m.reads },
+      details: {
+        depends_on: m.dependsOn,
+        reads: m.reads,
+        materialized,
+        build: build.how,
+        build_reason: build.reason,
+        ...(build.how === "incremental" ? { keys_replaced: keys } : {}),
+      },
     });
     log.info("model built", {
       event: "table_built",
       layer: "gold",
       table: m.name,
       rows,
+      materialized,
+      build: build.how,
+      reason: build.reason,
+      ...(build.how === "incremental" ? { keys_replaced: keys } : {}),
       duration_ms: Math.round(performance.now() - t0),
     });
+  }
+  for (const c of options.changes ?? []) {
+    if (c.delta) await ctx.db.run(`DROP TABLE IF EXISTS ${c.delta}`);
   }
   result.durationMs = performance.now() - started;
   return result;

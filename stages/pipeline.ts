@@ -309,7 +309,15 @@ async function buildAndAudit(
             const result = await silver(staged, { staged: stagedSilver });
             result.durationMs += stagingMs;
             built.push(result);
-          } else built.push(await gold(staged));
+          } else {
+            built.push(
+              await gold(staged, {
+                fullRefresh: options.fullRefresh,
+                // Silver's change set (undefined when silver did not run: full rebuild).
+                changes: stagedSilver?.flatMap((s) => s.change ? [s.change] : []),
+              }),
+            );
+          }
           const audit = await auditLayer(
             staged,
             layer,

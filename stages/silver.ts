@@ -19,6 +19,8 @@ import { guardSql } from "../core/sql_guard.ts";
 import { overQuarantineBudget } from "../quality/gate.ts";
 import { tableColumns } from "./_catalog.ts";
 import { numberPendingRows } from "./bronze.ts";
+import { beginDelta, endDelta, type SilverChange } from "./_silver_delta.ts";
+export type { SilverChange } from "./_silver_delta.ts";
 export type { StaleLineage } from "./_silver_retract.ts";
 import {
   checkRetracted,
@@ -287,6 +289,8 @@ export interface StagedSilverTable {
   stale?: StaleLineage;
   /** True when the table is rebuilt from every bronze row (`--full-refresh`). */
   fullRefresh: boolean;
+  /** What the write changed, for incremental gold models (set when written). */
+  change?: SilverChange;
 }
 
 /**
@@ -498,6 +502,7 @@ async function writeSilverTable(
         await db.run(`ALTER TABLE ${qualified("silver", name)} ADD COLUMN IF NOT EXISTS ${c}`);
       }
     }
+    st.change = await beginDelta(ctx, st, table);
     if (st.stale) {
       const r = await retractStale(ctx, {
         name,
@@ -519,6 +524,7 @@ async function writeSilverTable(
        FROM ${stage} AS s JOIN ${st.files} AS f USING (_file_id) WHERE s._quarantine IS NOT NULL`,
     );
     const written = await writeGoodRows(ctx, st, table, now);
+    await endDelta(ctx, st, table, st.change);
     tr.passed = written.written;
     tr.duplicates = counts.duplicates + written.stale;
     tr.quarantined = quarantined;

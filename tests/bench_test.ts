@@ -13,6 +13,13 @@ import { type Engine, openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
 import { writeBaselineSpec, writeProject } from "../bench/_project.ts";
 import { streamData, writeStreamProject } from "../bench/_stream_data.ts";
+import {
+  generateShape,
+  shapePipelineYaml,
+  SHAPES,
+  shapeSize,
+  shapeSpec,
+} from "../bench/_shapes.ts";
 import { generateDemoData } from "../scaffold/generate.ts";
 import { withRun } from "../runtime/with_run.ts";
 import { runPipeline } from "../stages/pipeline.ts";
@@ -237,4 +244,49 @@ Deno.test("the --version fast path answers only a lone version flag of the CLI",
   assert.ok(!isVersionOnly(["run", "--version"], "file:///srv/sluice/cli.ts"));
   assert.ok(!isVersionOnly(["--version"], "file:///srv/sluice/tests/cli_test.ts"));
   assert.ok(!isVersionOnly([], "file:///srv/sluice/cli.ts"));
+});
+
+Deno.test("each shape pair's plain-SQL baseline lands, quarantines and models the same rows as sluice run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sluice_bench_shapes_" });
+  for (const shape of SHAPES) {
+    const data = join(dir, shape, "data");
+    await generateShape(shape, data, { size: shapeSize(shape, 0.002), seed: 5 });
+    const proj = join(dir, shape, "sluice");
+    await Deno.mkdir(proj, { recursive: true });
+    const config = join(proj, "pipeline.yaml");
+    await Deno.writeTextFile(config, shapePipelineYaml(shape, data, proj));
+    const spec = shapeSpec(shape);
+    const tables = [...spec.counted, ...spec.gold.map((g) => `gold.${g.name}`)];
+    const sluice = await withRun(await loadConfig(config), { trigger: "test" }, async (ctx) => {
+      await runPipeline(ctx);
+      const counts: Record<string, number> = {};
+      for (const t of tables) {
+        counts[t] = (await ctx.db.one<{ n: number }>(`SELECT count(*)::DOUBLE AS n FROM ${t}`))!.n;
+      }
+      return counts;
+    });
+    const out = await benchScript("bench/baseline_shapes.ts", [
+      "--shape",
+      shape,
+      "--data",
+      data,
+      "--work",
+      join(dir, shape, "baseline"),
+    ]);
+    assert.deepEqual(out.counts, sluice, shape);
+    assert.ok(sluice[tables[0]] > 0, `${shape} landed rows`);
+  }
+  // Parquet rows are numbered by the reader: every bronze row has its file row.
+  const lake = join(dir, "parquet_star", "sluice", "lake", "sluice.duckdb");
+  const db = await openEngine(lake, { allowedDirectories: [dir] });
+  try {
+    const r = await db.one<{ bad: number; n: number }>(
+      `SELECT count(*) FILTER (WHERE _source_row IS DISTINCT FROM trip_id + 1) AS bad,
+         count(*) AS n FROM bronze.trips`,
+    );
+    assert.equal(r!.bad, 0);
+    assert.ok(r!.n > 0);
+  } finally {
+    db.close();
+  }
 });

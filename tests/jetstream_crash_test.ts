@@ -3,8 +3,10 @@
  * 3-node JetStream cluster and real worker subprocesses: while a publisher
  * keeps publishing, workers are killed with SIGKILL (20+ times) and one NATS
  * node is killed and restarted (3+ times); at the end every event id is in
- * exactly one shard exactly once, every malformed one is in a DLQ, and
- * committed + DLQ = what JetStream acknowledged to the publisher. Then: a
+ * exactly one shard exactly once (`claims: kv`: a message JetStream gave to
+ * two workers stays only in the shard that claimed it; the claims lost are
+ * printed), every malformed one is in a DLQ, and committed + DLQ = what
+ * JetStream acknowledged to the publisher. Then: a
  * 4th worker joins and one leaves mid-run, with the same totals.
  *
  * `SLUICE_JS_EVENTS` sets the number of events (default 30,000: what fits in
@@ -141,12 +143,35 @@ async function checkShards(dir: string, workers: string[], pub: Published) {
   assert.deepEqual([...pub.malformed].filter((id) => !malformed.has(id)), []);
   const extra = crossShard.reduce((a, [, where]) => a + where.length - 1, 0);
   assert.equal(committed + dead - extra, publishedCount(pub));
-  return { committed, dead, byWorker, reasons, crossShard: crossShard.map(([id]) => id), extra };
+  // Messages a worker committed but another had claimed first (`claims: kv`), removed again.
+  let claimsLost = 0;
+  for (const w of workers) {
+    const db = await openEngine(join(dir, `lake_${w}`, "sluice.duckdb"), {
+      allowedDirectories: [join(dir, `lake_${w}`)],
+    });
+    try {
+      const row = await db.one<{ n: number }>(
+        `SELECT count(*) AS n FROM _sluice.jetstream_claims_lost`,
+      );
+      claimsLost += Number(row?.n ?? 0);
+    } finally {
+      db.close();
+    }
+  }
+  return {
+    committed,
+    dead,
+    byWorker,
+    reasons,
+    crossShard: crossShard.map(([id]) => id),
+    extra,
+    claimsLost,
+  };
 }
 
 Deno.test({
   name:
-    "3 workers and a 3-node cluster: every event once per shard, none lost, once in the export, through 20+ worker kills and 3 node kills",
+    "3 workers and a 3-node cluster with claims: every event in exactly one shard exactly once, none lost, through 20+ worker kills and 3 node kills",
   ignore,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -216,6 +241,18 @@ Deno.test({
       running.clear();
       await nc.close();
       const counts = await checkShards(dir, workers, pub);
+      const summary = () =>
+        `jetstream crash test: published ${publishedCount(pub)} (${pub.malformed.size} ` +
+        `malformed, ${pub.late.size} late), committed ${counts.committed}, DLQ ${counts.dead} ` +
+        `${JSON.stringify(counts.reasons)}, cross-shard duplicates ${counts.extra} ` +
+        `(${counts.crossShard.slice(0, 5).join(", ")}), claims lost to another worker ` +
+        `${counts.claimsLost}, worker kills ${workerKills}, node kills ${nodeKills}, ${
+          Math.round((Date.now() - t0) / 1000)
+        } s, seed ${seed}, per worker ${JSON.stringify(counts.byWorker)}`;
+      console.log(summary());
+      // claims: kv — every event id in exactly one shard exactly once.
+      assert.equal(counts.extra, 0, `cross-shard duplicates: ${counts.crossShard.join(", ")}`);
+      assert.equal(counts.committed + counts.dead, publishedCount(pub));
       const view = await summarizeShards(await loadConfig(configs.get("w1")!), {
         shards: workers.map((w) => join(dir, `lake_${w}`, "sluice.duckdb")),
       });
@@ -242,18 +279,7 @@ Deno.test({
       } finally {
         db.close();
       }
-      console.log(
-        `jetstream crash test: published ${
-          publishedCount(pub)
-        } (${pub.malformed.size} malformed, ` +
-          `${pub.late.size} late), committed ${counts.committed}, DLQ ${counts.dead} ` +
-          `${JSON.stringify(counts.reasons)}, cross-shard duplicates ${counts.extra} ` +
-          `(${counts.crossShard.slice(0, 5).join(", ")}; dropped by the export: ` +
-          `${exported.crossShardDuplicatesDropped}), ` +
-          `worker kills ${workerKills}, node kills ${nodeKills}, ${
-            Math.round((Date.now() - t0) / 1000)
-          } s, seed ${seed}, per worker ${JSON.stringify(counts.byWorker)}`,
-      );
+      assert.equal(exported.crossShardDuplicatesDropped, 0);
       assert.ok(workerKills >= 20 && nodeKills >= 3);
     } finally {
       for (const w of running.values()) {

@@ -16,6 +16,18 @@ export const GoldModelSchema = z.strictObject({
   checks: ChecksSchema.optional().describe(
     "Data-quality checks on the model's table (`core/config/quality.ts`).",
   ),
+  materialized: z.enum(["table", "incremental"]).optional().describe(
+    "`table` (default) rebuilds the model every run; `incremental` recomputes only the " +
+      "keys or partitions this run's silver changes touched.",
+  ),
+  unique_key: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional()
+    .describe(
+      "Output column(s) the model is grouped by; an incremental model replaces these keys.",
+    ),
+  partition_by: z.string().min(1).optional().describe(
+    "Output column (e.g. a date) the model is grouped by; an incremental model replaces " +
+      "whole partitions.",
+  ),
 });
 
 /** `gold.*`: a model may not share a name with a silver table. */
@@ -28,6 +40,24 @@ export function goldProblems(raw: Record<string, unknown>, ctx: CheckContext): v
         ["gold", name],
         `gold model "${name}" has the same name as silver table "${name}" ` +
           "(silver and gold share one namespace; rename one)",
+        true,
+      );
+    }
+    const model = isRecord(gold[name]) ? gold[name] : {};
+    const keyed = model.unique_key !== undefined || model.partition_by !== undefined;
+    if (model.materialized === "incremental" && !keyed) {
+      ctx.at(
+        ["gold", name, "materialized"],
+        `gold model "${name}" is incremental but has no unique_key or partition_by ` +
+          "(name the output column(s) it is grouped by, or use materialized: table)",
+      );
+    } else if (model.materialized !== "incremental" && keyed) {
+      ctx.at(
+        ["gold", name, model.partition_by !== undefined ? "partition_by" : "unique_key"],
+        `gold model "${name}" sets ${
+          model.partition_by !== undefined ? "partition_by" : "unique_key"
+        } ` +
+          "but is not incremental (add materialized: incremental, or remove it)",
         true,
       );
     }

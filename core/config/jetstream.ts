@@ -76,6 +76,11 @@ const jetStreamSourceSchema = z.strictObject({
   max_deliver: z.number().int().min(1).max(1000).default(5).describe(
     "Deliveries before a message is a poison message (dead-lettered). Default 5.",
   ),
+  claims: z.enum(["kv", "none"]).default("kv").describe(
+    "`kv` (default): a committed message is claimed in a JetStream KV bucket, so a message " +
+      "redelivered to another worker stays in one shard; `none`: no claims (duplicates across " +
+      "shards are possible around node failures and dropped by `sluice shards export`).",
+  ),
   user: z.string().min(1).optional().describe("User name (with `password`)."),
   password: z.string().min(1).optional().describe("Password (use `!secret`)."),
   token: z.string().min(1).optional().describe("Token (use `!secret`)."),

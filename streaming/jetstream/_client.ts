@@ -12,6 +12,7 @@ import {
   type Consumer,
   type ConsumerInfo,
   DeliverPolicy,
+  DiscardPolicy,
   jetstream,
   type JetStreamClient,
   type JetStreamManager,
@@ -278,4 +279,98 @@ export async function position(
     redelivered: ci.num_redelivered,
     ackFloor: ci.ack_floor.stream_seq,
   };
+}
+
+/** The claims bucket of a consumer: a JetStream KV bucket (`$KV.<bucket>.<stream>.<seq>`). */
+export function claimsBucket(src: JetStreamSourceConfig): string {
+  return `sluice-claims-${src.consumer}`;
+}
+
+/**
+ * Creates the claims bucket when missing: a KV-compatible stream (one value
+ * per key, `nats kv` reads it) with as many replicas as the source stream.
+ */
+export async function ensureClaims(link: JetStreamLink, src: JetStreamSourceConfig) {
+  const bucket = claimsBucket(src);
+  const name = `KV_${bucket}`;
+  try {
+    await link.jsm.streams.info(name);
+    return;
+  } catch (e) {
+    if (!/not found/i.test(safeMessage(e))) throw e;
+  }
+  const si = await link.jsm.streams.info(src.stream);
+  try {
+    await link.jsm.streams.add({
+      name,
+      subjects: [`$KV.${bucket}.>`],
+      max_msgs_per_subject: 1,
+      num_replicas: si.config.num_replicas,
+      discard: DiscardPolicy.New,
+      allow_rollup_hdrs: true,
+      deny_delete: true,
+      allow_direct: true,
+    });
+  } catch (e) {
+    // Another worker created it first.
+    if (!/already in use|exists/i.test(safeMessage(e))) throw e;
+  }
+}
+
+/**
+ * Claims stream sequences for `worker` in the claims bucket: a claim is a
+ * key written once (create = expected last subject sequence 0), so exactly
+ * one worker ever holds a sequence. Returns the holder of each sequence
+ * (`worker` when the claim is ours, also when we wrote it before a crash or
+ * a lost reply). Unreachable servers are retried until `untilMs`.
+ */
+export async function claim(
+  link: JetStreamLink,
+  src: JetStreamSourceConfig,
+  seqs: number[],
+  worker: string,
+  options: { timeoutMs: number; untilMs: number },
+): Promise<Map<number, string>> {
+  const bucket = claimsBucket(src);
+  const out = new Map<number, string>();
+  const subject = (seq: number) => `$KV.${bucket}.${src.stream}.${seq}`;
+  let todo = seqs;
+  for (let attempt = 0; todo.length > 0; attempt++) {
+    if (attempt > 0) {
+      if (Date.now() > options.untilMs) {
+        throw new SourceError(
+          `Cannot claim ${todo.length} message(s) of stream "${src.stream}" in bucket ` +
+            `"${bucket}": NATS did not answer`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
+    }
+    const again: number[] = [];
+    const chunk = 512;
+    for (let i = 0; i < todo.length; i += chunk) {
+      const part = todo.slice(i, i + chunk);
+      const results = await Promise.allSettled(part.map(async (seq) => {
+        try {
+          await link.js.publish(subject(seq), worker, {
+            expect: { lastSubjectSequence: 0 },
+            timeout: options.timeoutMs,
+          });
+          return worker;
+        } catch (e) {
+          if (!/wrong last sequence|10071/i.test(safeMessage(e))) throw e;
+          const m = await link.jsm.streams.getMessage(`KV_${bucket}`, {
+            last_by_subj: subject(seq),
+          });
+          if (m === null) throw e;
+          return m.string();
+        }
+      }));
+      results.forEach((r, j) => {
+        if (r.status === "fulfilled") out.set(part[j], r.value);
+        else again.push(part[j]);
+      });
+    }
+    todo = again;
+  }
+  return out;
 }

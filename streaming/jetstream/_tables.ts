@@ -9,7 +9,9 @@
  * - `jetstream_batches`: one row per committed batch (counts, lag);
  * - `jetstream_state`: the shard's worker id, consumer, ack floor seen and
  *   running totals;
- * - `jetstream_data_loss`: sequence ranges found missing.
+ * - `jetstream_data_loss`: sequence ranges found missing;
+ * - `jetstream_claims_lost`: sequences this shard committed but another
+ *   worker had claimed first (`claims: kv`), removed from this shard again.
  *
  * The watermark, batch id and export progress live in the shared
  * `_sluice.stream_checkpoint` like every stream's.
@@ -46,6 +48,8 @@ export async function ensureJetStreamTables(db: Engine, dlq: string): Promise<vo
     stream VARCHAR, worker VARCHAR, js_stream VARCHAR, consumer VARCHAR, floor_seen BIGINT,
     max_seq BIGINT, acks BIGINT, redelivered_duplicates BIGINT, data_loss BIGINT,
     num_pending BIGINT, updated_at TIMESTAMPTZ)`);
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.jetstream_claims_lost (
+    stream VARCHAR, seq BIGINT, winner VARCHAR, batch_id BIGINT, removed_at TIMESTAMPTZ)`);
   await db.run(`CREATE TABLE IF NOT EXISTS _sluice.jetstream_data_loss (
     stream VARCHAR, worker VARCHAR, from_seq BIGINT, to_seq BIGINT, detected_at TIMESTAMPTZ,
     run_id VARCHAR)`);

@@ -56,19 +56,21 @@ export function explainJetStream(config: PipelineConfig): string {
       `transaction and sent again when\nthe worker starts, before it pulls.`,
   );
   para(
-    "Across workers: at-least-once, exactly-once in the merged export",
+    src.claims === "kv"
+      ? "Across workers: exactly-once per event (claims: kv)"
+      : "Across workers: at-least-once, exactly-once in the merged export (claims: none)",
     `JetStream hands each message to one worker at a time, and to another only after ${ackWait} ` +
-      `without an ack.
-A worker commits only inside that deadline (a slow batch renews it ` +
-      `with in-progress acks, or is
-abandoned uncommitted), and a worker restarted within ` +
-      `${ackWait} acks what it committed first. JetStream can
-still give a message to a second ` +
-      `worker when the consumer's leader moves (a NATS node fails) or a
-worker stays away ` +
-      `longer than ack_wait after a commit: then two shards hold it. \`sluice shards\`
-` +
-      `counts those sequences, and its export writes each of them once.`,
+      `without an ack.\nA worker commits only inside that deadline (a slow batch renews it ` +
+      `with in-progress acks, or is\nabandoned uncommitted). JetStream can still give a ` +
+      `message to a second worker when the\nconsumer's leader moves (a NATS node fails) or a ` +
+      `worker stays away longer than ack_wait.\n` +
+      (src.claims === "kv"
+        ? `After its commit and before its ack, a worker claims each message in the KV bucket ` +
+          `sluice-claims-${src.consumer}\n(a key created once: one holder per sequence); a ` +
+          `worker that finds a message claimed by another\nremoves it from its shard in one ` +
+          `transaction. Every event ends in exactly one shard.`
+        : `Then two shards hold it: \`sluice shards\` counts those sequences, and its export ` +
+          `writes each of them once.`),
   );
   para(
     "Dead letters",

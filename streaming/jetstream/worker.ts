@@ -56,6 +56,8 @@ import type { CrashPoint, CrashStep, StreamTrigger } from "../stream.ts";
 import { emitWindows, ensureWindowTables, WINDOW_SCHEMA } from "../windows.ts";
 import {
   ackConfirmed,
+  claim,
+  ensureClaims,
   type JetStreamLink,
   openLink,
   type Position,
@@ -120,6 +122,8 @@ export interface JetStreamSummary {
   redeliveredDuplicates: number;
   /** Acks the server confirmed. */
   acks: number;
+  /** Messages committed here but claimed first by another worker, removed from this shard. */
+  claimsLost: number;
   /** Sequences found missing (fail_on_data_loss: false). */
   dataLoss: number;
   /** Watermark at the end, or null. */
@@ -261,6 +265,7 @@ class Worker {
       byReason: {},
       redeliveredDuplicates: 0,
       acks: 0,
+      claimsLost: 0,
       dataLoss: 0,
       watermark: null,
       lastBatchId: 0,
@@ -287,6 +292,9 @@ class Worker {
         "connect",
         () => openLink(this.src, { name: `sluice-${this.ctx.config.pipeline}-${this.worker}` }),
       );
+      if (this.src.claims === "kv") {
+        await this.retrying("claims bucket", () => ensureClaims(this.link!, this.src));
+      }
       const cp = await loadCheckpoint(this.db, this.stream, {
         runId: this.ctx.runId,
         now: this.ctx.clock.now(),
@@ -417,6 +425,8 @@ class Worker {
   async retryUnacked(): Promise<void> {
     let pending = await loadUnacked(this.db, this.stream);
     if (pending.length === 0) return;
+    // A crash between the commit and the claim: claim (or give up) before acking.
+    await this.settleClaims(pending.map((p) => p.seq), 0);
     // Below the consumer's ack floor every message is acked already (by this worker or after
     // a redelivery): nothing to send.
     const floor = this.last?.ackFloor ?? 0;
@@ -444,6 +454,52 @@ class Worker {
     this.summary.acks += done.size;
     this.state.acks += done.size;
     return done;
+  }
+
+  /**
+   * Claims the sequences this shard just committed (`claims: kv`). A claim is
+   * written once, after the local commit and before the ack, so exactly one
+   * worker holds each sequence; a sequence another worker claimed first
+   * (a redelivery it committed too) is removed from this shard in one
+   * transaction — rows, dead letters and the sequence — and noted in
+   * `_sluice.jetstream_claims_lost`.
+   */
+  async settleClaims(seqs: number[], batchId: number): Promise<void> {
+    if (this.src.claims !== "kv" || seqs.length === 0 || !this.link) return;
+    const holders = await claim(this.link, this.src, seqs, this.worker, {
+      timeoutMs: 5000,
+      untilMs: Date.now() + (this.options.retryForMs ?? 120_000),
+    });
+    const lost = [...holders].filter(([, w]) => w !== this.worker);
+    if (lost.length === 0) return;
+    const list = lost.map(([seq]) => Math.trunc(seq)).join(",");
+    const now = this.ctx.clock.now();
+    await this.db.transaction(async () => {
+      await this.db.run(
+        `DELETE FROM ${qualified("silver", this.s.target)} WHERE _source_line IN (${list})`,
+      );
+      await this.db.run(
+        `DELETE FROM ${qualified("silver", this.s.dlq)} WHERE _js_seq IN (${list})`,
+      );
+      await this.db.run(
+        `DELETE FROM _sluice.jetstream_sequences WHERE stream = $stream AND seq IN (${list})`,
+        { stream: this.stream },
+      );
+      for (const [seq, winner] of lost) {
+        await this.db.run(
+          `INSERT INTO _sluice.jetstream_claims_lost VALUES ($stream, $seq, $winner, $batch,
+            $now::TIMESTAMPTZ)`,
+          { stream: this.stream, seq, winner, batch: batchId, now: now.toISOString() },
+        );
+      }
+    });
+    this.summary.claimsLost += lost.length;
+    this.log.warn("messages claimed by another worker removed from this shard", {
+      event: "claims_lost",
+      messages: lost.length,
+      seqs: lost.slice(0, 20).map(([seq]) => seq),
+      winners: [...new Set(lost.map(([, w]) => w))],
+    });
   }
 
   /** Looks at the stream and the consumer: lag, and whether messages are gone. */
@@ -576,6 +632,10 @@ class Worker {
     const pulledAt = performance.now();
     const r = await this.db.transaction(() => this.commit({ counts, cp, batchId, now, msgs }));
     this.crash("committed");
+    if (this.src.claims === "kv" && counts.fresh > 0) {
+      const rows = await this.db.all<{ seq: number }>(`SELECT seq FROM ${FRESH}`);
+      await this.settleClaims(rows.map((x) => Number(x.seq)), batchId);
+    }
     const committedAt = performance.now();
     // Ack everything pulled: new messages (now committed) and duplicates (committed before);
     // what the server does not confirm is sent again at once, then before the next pull.
