@@ -12,7 +12,15 @@ import { sizeText } from "./_fields.ts";
 import { isRecord } from "./_yaml_positions.ts";
 
 /** Engine settings applied to DuckDB before the sandbox is locked. */
-export const EngineSchema = z.strictObject({
+export const EngineSchema: z.ZodObject<
+  {
+    database: z.ZodOptional<z.ZodString>;
+    threads: z.ZodOptional<z.ZodNumber>;
+    memory_limit: z.ZodOptional<z.ZodString>;
+    temp_directory: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   database: z.string().min(1).optional().describe("Database file; default `<lake>/sluice.duckdb`."),
   threads: z.number().int().min(1).max(1024).optional().describe(
     "DuckDB worker threads; default: all cores.",

@@ -10,7 +10,17 @@ import type { CheckContext } from "./_check_context.ts";
 import { isRecord } from "./_yaml_positions.ts";
 
 /** A gold model: one SELECT over silver and other gold tables. */
-export const GoldModelSchema = z.strictObject({
+export const GoldModelSchema: z.ZodObject<
+  {
+    sql: z.ZodString;
+    description: z.ZodOptional<z.ZodString>;
+    checks: z.ZodOptional<typeof ChecksSchema>;
+    materialized: z.ZodOptional<z.ZodEnum<{ table: "table"; incremental: "incremental" }>>;
+    unique_key: z.ZodOptional<z.ZodUnion<readonly [z.ZodString, z.ZodArray<z.ZodString>]>>;
+    partition_by: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   sql: z.string().min(1).describe("The SELECT statement."),
   description: z.string().optional().describe("Free text shown in docs and reports."),
   checks: ChecksSchema.optional().describe(

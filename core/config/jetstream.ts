@@ -24,8 +24,14 @@ import { z } from "zod";
 import type { ZodOutput } from "../npm_types.ts";
 import { durationProblem, parseDuration } from "../duration.ts";
 
+/** A duration key: a string or bare number, checked, then kept as its text. */
+type DurationField = z.ZodPipe<
+  z.ZodUnion<readonly [z.ZodString, z.ZodNumber]>,
+  z.ZodTransform<string, string | number>
+>;
+
 /** A strict duration string; zero is refused. */
-function positiveDuration() {
+function positiveDuration(): DurationField {
   return z.union([z.string(), z.number()]).superRefine((value, ctx) => {
     const problem = durationProblem(String(value));
     if (problem !== undefined) {
@@ -39,7 +45,7 @@ function positiveDuration() {
 /** JetStream stream and consumer names: no spaces, dots, `*`, `>`, slashes. */
 const NATS_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
-const natsName = z.string().regex(NATS_NAME, {
+const natsName: z.ZodString = z.string().regex(NATS_NAME, {
   error: "must be a JetStream name (letters, digits, _ and -, at most 64; no dots or spaces)",
 });
 
@@ -48,7 +54,26 @@ const SERVER = /^(?:(?:nats|tls|ws|wss):\/\/)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$/;
 
 const SUBJECT = /^[^\s]+$/;
 
-const jetStreamSourceSchema = z.strictObject({
+const jetStreamSourceSchema: z.ZodObject<
+  {
+    type: z.ZodLiteral<"jetstream">;
+    servers: z.ZodArray<z.ZodString>;
+    stream: z.ZodString;
+    subject: z.ZodOptional<z.ZodString>;
+    consumer: z.ZodString;
+    batch: z.ZodDefault<z.ZodNumber>;
+    max_bytes: z.ZodDefault<z.ZodString>;
+    max_wait: z.ZodDefault<DurationField>;
+    ack_wait: z.ZodDefault<DurationField>;
+    max_deliver: z.ZodDefault<z.ZodNumber>;
+    claims: z.ZodDefault<z.ZodEnum<{ kv: "kv"; none: "none" }>>;
+    user: z.ZodOptional<z.ZodString>;
+    password: z.ZodOptional<z.ZodString>;
+    token: z.ZodOptional<z.ZodString>;
+    creds: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   type: z.literal("jetstream").describe("`jetstream`: read a NATS JetStream stream."),
   servers: z.array(
     z.string().regex(SERVER, { error: 'must be a server URL such as "nats://10.0.0.1:4222"' }),

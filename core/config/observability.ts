@@ -24,14 +24,14 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import type { ZodOutput } from "../npm_types.ts";
 
-const httpUrl = z.url({
+const httpUrl: z.ZodURL = z.url({
   protocol: /^https?$/,
   error: "must be an http:// or https:// URL, e.g. http://127.0.0.1:9091",
 });
 
-const seconds = z.number().positive().max(300);
+const seconds: z.ZodNumber = z.number().positive().max(300);
 
-const labelValue = z.string().min(1).max(128).regex(/^[^/]+$/, {
+const labelValue: z.ZodString = z.string().min(1).max(128).regex(/^[^/]+$/, {
   error: "must not contain / (it becomes part of the Pushgateway URL path)",
 });
 
@@ -44,7 +44,10 @@ const labelValue = z.string().min(1).max(128).regex(/^[^/]+$/, {
  * BasicAuthSchema.parse({ username: "sluice", password: "s3cret" });
  * ```
  */
-export const BasicAuthSchema = z.strictObject({
+export const BasicAuthSchema: z.ZodObject<
+  { username: z.ZodString; password: z.ZodString },
+  z.core.$strict
+> = z.strictObject({
   username: z.string().min(1).describe("User name."),
   password: z.string().describe("Password; mark it `!secret`."),
 });
@@ -58,7 +61,16 @@ export const BasicAuthSchema = z.strictObject({
  * PushgatewaySchema.parse({ url: "http://127.0.0.1:9091" }); // job sluice, timeout 5, retries 2
  * ```
  */
-export const PushgatewaySchema = z.strictObject({
+export const PushgatewaySchema: z.ZodObject<
+  {
+    url: z.ZodURL;
+    job: z.ZodDefault<z.ZodString>;
+    timeout: z.ZodDefault<z.ZodNumber>;
+    retries: z.ZodDefault<z.ZodNumber>;
+    basic_auth: z.ZodOptional<typeof BasicAuthSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   url: httpUrl.describe("Base URL of the Pushgateway, e.g. `http://127.0.0.1:9091`."),
   job: labelValue.default("sluice").describe(
     "The `job` grouping label. Default `sluice`; `pipeline` is always the second key.",
@@ -79,7 +91,7 @@ export const PushgatewaySchema = z.strictObject({
  * TextfileSchema.parse({ path: "/var/lib/prometheus/node-exporter/sluice.prom" });
  * ```
  */
-export const TextfileSchema = z.strictObject({
+export const TextfileSchema: z.ZodObject<{ path: z.ZodString }, z.core.$strict> = z.strictObject({
   path: z.string().min(1).regex(/\.prom$/, {
     error: 'must end in ".prom" (node_exporter\'s textfile collector reads only *.prom files)',
   }).describe("The `.prom` file, e.g. `/var/lib/prometheus/node-exporter/sluice_shop.prom`."),
@@ -94,7 +106,10 @@ export const TextfileSchema = z.strictObject({
  * MetricsServerSchema.parse({ port: 9464 }); // host 127.0.0.1
  * ```
  */
-export const MetricsServerSchema = z.strictObject({
+export const MetricsServerSchema: z.ZodObject<
+  { port: z.ZodNumber; host: z.ZodDefault<z.ZodString> },
+  z.core.$strict
+> = z.strictObject({
   port: z.number().int().min(1).max(65535).describe("TCP port."),
   host: z.string().min(1).default("127.0.0.1").describe(
     "Interface to listen on. Default `127.0.0.1` (loopback only).",
@@ -110,7 +125,15 @@ export const MetricsServerSchema = z.strictObject({
  * MetricsExportSchema.parse({ textfile: { path: "./m/sluice.prom" } }).log; // true
  * ```
  */
-export const MetricsExportSchema = z.strictObject({
+export const MetricsExportSchema: z.ZodObject<
+  {
+    pushgateway: z.ZodOptional<typeof PushgatewaySchema>;
+    textfile: z.ZodOptional<typeof TextfileSchema>;
+    server: z.ZodOptional<typeof MetricsServerSchema>;
+    log: z.ZodDefault<z.ZodBoolean>;
+  },
+  z.core.$strict
+> = z.strictObject({
   pushgateway: PushgatewaySchema.optional().describe(
     "Push each run's metrics to a Prometheus Pushgateway.",
   ),
@@ -134,7 +157,17 @@ export const MetricsExportSchema = z.strictObject({
  * LineageSchema.parse({ file: "./lineage.ndjson", namespace: "shop" });
  * ```
  */
-export const LineageSchema = z.strictObject({
+export const LineageSchema: z.ZodObject<
+  {
+    url: z.ZodOptional<z.ZodURL>;
+    file: z.ZodOptional<z.ZodString>;
+    namespace: z.ZodDefault<z.ZodString>;
+    api_key: z.ZodOptional<z.ZodString>;
+    timeout: z.ZodDefault<z.ZodNumber>;
+    retries: z.ZodDefault<z.ZodNumber>;
+  },
+  z.core.$strict
+> = z.strictObject({
   url: httpUrl.optional().describe(
     "Endpoint that accepts OpenLineage events, e.g. `http://marquez:5000/api/v1/lineage`.",
   ),
@@ -162,7 +195,14 @@ export const LineageSchema = z.strictObject({
  * ReportSchema.parse({ path: "./lake/report.html" }).history; // 30
  * ```
  */
-export const ReportSchema = z.strictObject({
+export const ReportSchema: z.ZodObject<
+  {
+    path: z.ZodOptional<z.ZodString>;
+    history: z.ZodDefault<z.ZodNumber>;
+    failing_samples: z.ZodDefault<z.ZodNumber>;
+  },
+  z.core.$strict
+> = z.strictObject({
   path: z.string().min(1).regex(/\.html?$/i, { error: 'must end in ".html"' }).optional().describe(
     "When set, every batch run writes its report here (atomically).",
   ),
@@ -174,7 +214,14 @@ export const ReportSchema = z.strictObject({
   ),
 });
 
-const observabilitySchema = z.strictObject({
+const observabilitySchema: z.ZodObject<
+  {
+    metrics: z.ZodPrefault<typeof MetricsExportSchema>;
+    lineage: z.ZodOptional<typeof LineageSchema>;
+    report: z.ZodPrefault<typeof ReportSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   metrics: MetricsExportSchema.prefault({}).describe(
     "Metrics exporters: Pushgateway, textfile, HTTP server, log.",
   ),

@@ -13,7 +13,13 @@ import { hint } from "./_hint.ts";
 import { isRecord } from "./_yaml_positions.ts";
 
 /** Publication settings of one table. */
-export const OutputTableSchema = z.strictObject({
+export const OutputTableSchema: z.ZodObject<
+  {
+    partition_by: z.ZodOptional<z.ZodArray<z.ZodString>>;
+    max_rows_per_file: z.ZodOptional<z.ZodNumber>;
+  },
+  z.core.$strict
+> = z.strictObject({
   partition_by: z.array(identifier).optional().describe("Hive partition columns."),
   max_rows_per_file: z.number().int().min(1000).optional().describe(
     "At most this many rows per Parquet file.",
@@ -21,7 +27,23 @@ export const OutputTableSchema = z.strictObject({
 });
 
 /** Which tables to publish as Parquet, and where. */
-export const OutputSchema = z.strictObject({
+export const OutputSchema: z.ZodObject<
+  {
+    path: z.ZodOptional<z.ZodString>;
+    keep_versions: z.ZodDefault<z.ZodNumber>;
+    tables: z.ZodRecord<
+      z.ZodString,
+      z.ZodPipe<
+        z.ZodNullable<typeof OutputTableSchema>,
+        z.ZodTransform<
+          { partition_by?: string[] | undefined; max_rows_per_file?: number | undefined },
+          { partition_by?: string[] | undefined; max_rows_per_file?: number | undefined } | null
+        >
+      >
+    >;
+  },
+  z.core.$strict
+> = z.strictObject({
   path: z.string().min(1).optional().describe(
     "Folder of published tables; default `<lake>/output`.",
   ),

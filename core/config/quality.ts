@@ -24,7 +24,7 @@ import { DLQ_COLUMNS } from "../dlq.ts";
 import { durationProblem } from "../duration.ts";
 import { IDENTIFIER_PATTERN } from "../quote.ts";
 
-const identifier = z.string().regex(IDENTIFIER_PATTERN, {
+const identifier: z.ZodString = z.string().regex(IDENTIFIER_PATTERN, {
   error: "must be an identifier (letters, digits and _, not starting with a digit, at most 63)",
 });
 
@@ -42,7 +42,9 @@ const THRESHOLD_TEXT = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/;
  * ThresholdSchema.parse("0.5%"); // half a percent of the rows checked
  * ```
  */
-export const ThresholdSchema = z.custom<number | string>(
+export const ThresholdSchema: z.ZodCustom<string | number, string | number> = z.custom<
+  number | string
+>(
   (v) =>
     (typeof v === "number" && Number.isInteger(v) && v >= 0) ||
     (typeof v === "string" && THRESHOLD_TEXT.test(v) && Number(THRESHOLD_TEXT.exec(v)![1]) <= 100),
@@ -51,12 +53,23 @@ export const ThresholdSchema = z.custom<number | string>(
   },
 );
 
-const severity = z.enum(["warn", "error"]);
-const scalar = z.union([z.string(), z.number(), z.boolean()]);
-const bound = z.union([z.number(), z.string().min(1)]);
+const severity: z.ZodEnum<{ error: "error"; warn: "warn" }> = z.enum(["warn", "error"]);
+const scalar: z.ZodUnion<readonly [z.ZodString, z.ZodNumber, z.ZodBoolean]> = z.union([
+  z.string(),
+  z.number(),
+  z.boolean(),
+]);
+const bound: z.ZodUnion<readonly [z.ZodNumber, z.ZodString]> = z.union([
+  z.number(),
+  z.string().min(1),
+]);
 
 /** Fields every check accepts. */
-const common = {
+const common: {
+  name: z.ZodOptional<z.ZodString>;
+  severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+  description: z.ZodOptional<z.ZodString>;
+} = {
   name: identifier.optional().describe(
     "Name shown in logs, metrics and reports; default derived from type and column.",
   ),
@@ -67,12 +80,18 @@ const common = {
 };
 
 /** The `where` of checks over the whole table. */
-const tableWhere = z.string().min(1).optional().describe(
+const tableWhere: z.ZodOptional<z.ZodString> = z.string().min(1).optional().describe(
   "SQL filter: only rows where it is true are counted.",
 );
 
 /** Fields of checks that look at rows one by one. */
-const rowLevel = {
+const rowLevel: {
+  where: z.ZodOptional<z.ZodString>;
+  threshold: z.ZodOptional<typeof ThresholdSchema>;
+  name: z.ZodOptional<z.ZodString>;
+  severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+  description: z.ZodOptional<z.ZodString>;
+} = {
   ...common,
   where: z.string().min(1).optional().describe(
     "SQL filter: only rows where it is true are checked.",
@@ -91,7 +110,17 @@ const rowLevel = {
  * NotNullCheckSchema.parse({ column: "email", severity: "warn" });
  * ```
  */
-export const NotNullCheckSchema = z.strictObject({
+export const NotNullCheckSchema: z.ZodObject<
+  {
+    column: z.ZodString;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   column: identifier.describe("Column that must not be NULL."),
 });
@@ -105,7 +134,18 @@ export const NotNullCheckSchema = z.strictObject({
  * UniqueCheckSchema.parse({ columns: ["date", "country"] });
  * ```
  */
-export const UniqueCheckSchema = z.strictObject({
+export const UniqueCheckSchema: z.ZodObject<
+  {
+    column: z.ZodOptional<z.ZodString>;
+    columns: z.ZodOptional<z.ZodArray<z.ZodString>>;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   column: identifier.optional().describe("Column whose values must be unique (or give `columns`)."),
   columns: z.array(identifier).min(1).optional().describe(
@@ -124,7 +164,18 @@ export const UniqueCheckSchema = z.strictObject({
  * AcceptedValuesCheckSchema.parse({ column: "status", values: ["new", "paid"] });
  * ```
  */
-export const AcceptedValuesCheckSchema = z.strictObject({
+export const AcceptedValuesCheckSchema: z.ZodObject<
+  {
+    column: z.ZodString;
+    values: z.ZodArray<z.ZodUnion<readonly [z.ZodString, z.ZodNumber, z.ZodBoolean]>>;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   column: identifier.describe("Column to check."),
   values: z.array(scalar).min(1).describe("The allowed values; NULL passes (use not_null)."),
@@ -139,7 +190,21 @@ export const AcceptedValuesCheckSchema = z.strictObject({
  * RangeCheckSchema.parse({ column: "unit_price", min: 0, min_inclusive: false });
  * ```
  */
-export const RangeCheckSchema = z.strictObject({
+export const RangeCheckSchema: z.ZodObject<
+  {
+    column: z.ZodString;
+    min: z.ZodOptional<z.ZodUnion<readonly [z.ZodNumber, z.ZodString]>>;
+    max: z.ZodOptional<z.ZodUnion<readonly [z.ZodNumber, z.ZodString]>>;
+    min_inclusive: z.ZodOptional<z.ZodBoolean>;
+    max_inclusive: z.ZodOptional<z.ZodBoolean>;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   column: identifier.describe("Column to check."),
   min: bound.optional().describe("Smallest allowed value (a number, or text such as a date)."),
@@ -159,7 +224,18 @@ export const RangeCheckSchema = z.strictObject({
  * RegexCheckSchema.parse({ column: "country", pattern: "^[A-Z]{2}$" });
  * ```
  */
-export const RegexCheckSchema = z.strictObject({
+export const RegexCheckSchema: z.ZodObject<
+  {
+    column: z.ZodString;
+    pattern: z.ZodString;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   column: identifier.describe("Column to check."),
   pattern: z.string().min(1).describe(
@@ -176,7 +252,19 @@ export const RegexCheckSchema = z.strictObject({
  * RelationshipsCheckSchema.parse({ column: "customer_id", to: "customers" });
  * ```
  */
-export const RelationshipsCheckSchema = z.strictObject({
+export const RelationshipsCheckSchema: z.ZodObject<
+  {
+    column: z.ZodString;
+    to: z.ZodString;
+    field: z.ZodOptional<z.ZodString>;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   column: identifier.describe("Column whose values must exist in `to`."),
   to: z.string().regex(/^((bronze|silver|gold)\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/, {
@@ -194,7 +282,17 @@ export const RelationshipsCheckSchema = z.strictObject({
  * ExpressionCheckSchema.parse({ name: "positive_total", sql: "quantity * unit_price > 0" });
  * ```
  */
-export const ExpressionCheckSchema = z.strictObject({
+export const ExpressionCheckSchema: z.ZodObject<
+  {
+    name: z.ZodString;
+    sql: z.ZodString;
+    where: z.ZodOptional<z.ZodString>;
+    threshold: z.ZodOptional<typeof ThresholdSchema>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...rowLevel,
   name: identifier.describe("Name of the check (required for expression checks)."),
   sql: z.string().min(1).describe(
@@ -211,7 +309,17 @@ export const ExpressionCheckSchema = z.strictObject({
  * NullRatioCheckSchema.parse({ column: "email", max: 0.05 });
  * ```
  */
-export const NullRatioCheckSchema = z.strictObject({
+export const NullRatioCheckSchema: z.ZodObject<
+  {
+    where: z.ZodOptional<z.ZodString>;
+    column: z.ZodString;
+    max: z.ZodNumber;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...common,
   where: tableWhere,
   column: identifier.describe("Column whose share of NULLs is checked."),
@@ -227,7 +335,18 @@ export const NullRatioCheckSchema = z.strictObject({
  * RowCountCheckSchema.parse({ min: 1, max_change_pct: 50 });
  * ```
  */
-export const RowCountCheckSchema = z.strictObject({
+export const RowCountCheckSchema: z.ZodObject<
+  {
+    where: z.ZodOptional<z.ZodString>;
+    min: z.ZodOptional<z.ZodNumber>;
+    max: z.ZodOptional<z.ZodNumber>;
+    max_change_pct: z.ZodOptional<z.ZodNumber>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...common,
   where: tableWhere,
   min: z.number().int().min(0).optional().describe("Fewest rows allowed."),
@@ -248,7 +367,17 @@ export const RowCountCheckSchema = z.strictObject({
  * FreshnessCheckSchema.parse({ column: "order_ts", max_age: "36h" });
  * ```
  */
-export const FreshnessCheckSchema = z.strictObject({
+export const FreshnessCheckSchema: z.ZodObject<
+  {
+    where: z.ZodOptional<z.ZodString>;
+    column: z.ZodString;
+    max_age: z.ZodString;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...common,
   where: tableWhere,
   column: identifier.describe("Timestamp or date column; its newest value is checked."),
@@ -267,7 +396,22 @@ export const FreshnessCheckSchema = z.strictObject({
  * DriftCheckSchema.parse({ metric: "null_ratio", column: "email", max_delta: 0.02 });
  * ```
  */
-export const DriftCheckSchema = z.strictObject({
+export const DriftCheckSchema: z.ZodObject<
+  {
+    metric: z.ZodEnum<
+      { row_count: "row_count"; null_ratio: "null_ratio"; distinct_count: "distinct_count" }
+    >;
+    column: z.ZodOptional<z.ZodString>;
+    max_change_pct: z.ZodOptional<z.ZodNumber>;
+    max_delta: z.ZodOptional<z.ZodNumber>;
+    runs: z.ZodOptional<z.ZodNumber>;
+    min_runs: z.ZodOptional<z.ZodNumber>;
+    name: z.ZodOptional<z.ZodString>;
+    severity: z.ZodOptional<z.ZodEnum<{ error: "error"; warn: "warn" }>>;
+    description: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   ...common,
   metric: z.enum(["null_ratio", "row_count", "distinct_count"]).describe(
     "`null_ratio` and `distinct_count` need a column; `row_count` is per table.",
@@ -334,7 +478,22 @@ export const CHECK_TYPES = [
 /** One check type name. */
 export type CheckType = (typeof CHECK_TYPES)[number];
 
-const checkItemSchema = z.strictObject({
+const checkItemSchema: z.ZodObject<
+  {
+    not_null: z.ZodOptional<typeof NotNullCheckSchema>;
+    unique: z.ZodOptional<typeof UniqueCheckSchema>;
+    accepted_values: z.ZodOptional<typeof AcceptedValuesCheckSchema>;
+    range: z.ZodOptional<typeof RangeCheckSchema>;
+    regex: z.ZodOptional<typeof RegexCheckSchema>;
+    relationships: z.ZodOptional<typeof RelationshipsCheckSchema>;
+    row_count: z.ZodOptional<typeof RowCountCheckSchema>;
+    freshness: z.ZodOptional<typeof FreshnessCheckSchema>;
+    null_ratio: z.ZodOptional<typeof NullRatioCheckSchema>;
+    expression: z.ZodOptional<typeof ExpressionCheckSchema>;
+    drift: z.ZodOptional<typeof DriftCheckSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   not_null: NotNullCheckSchema.optional().describe("Rows where `column` is NULL fail."),
   unique: UniqueCheckSchema.optional().describe("Rows that repeat a value of `column(s)` fail."),
   accepted_values: AcceptedValuesCheckSchema.optional().describe(
@@ -394,7 +553,7 @@ export const CheckItemSchema: CheckItemSchemaType = checkItemSchema;
  * ChecksSchema.parse([{ not_null: { column: "email" } }, { row_count: { min: 1 } }]);
  * ```
  */
-export const ChecksSchema = z.array(CheckItemSchema);
+export const ChecksSchema: z.ZodArray<typeof checkItemSchema> = z.array(CheckItemSchema);
 
 /**
  * How long quarantine rows are kept.
@@ -405,7 +564,10 @@ export const ChecksSchema = z.array(CheckItemSchema);
  * QuarantineRetentionSchema.parse({ runs: 30, days: 90 });
  * ```
  */
-export const QuarantineRetentionSchema = z.strictObject({
+export const QuarantineRetentionSchema: z.ZodObject<
+  { runs: z.ZodOptional<z.ZodNumber>; days: z.ZodOptional<z.ZodNumber> },
+  z.core.$strict
+> = z.strictObject({
   runs: z.number().int().min(1).optional().describe(
     "Keep the rows of this many most recent runs (per quarantine table).",
   ),
@@ -414,7 +576,16 @@ export const QuarantineRetentionSchema = z.strictObject({
   ),
 });
 
-const qualitySchema = z.strictObject({
+const qualitySchema: z.ZodObject<
+  {
+    checks: z.ZodDefault<z.ZodBoolean>;
+    profiling: z.ZodDefault<z.ZodBoolean>;
+    sample_size: z.ZodDefault<z.ZodNumber>;
+    quarantine_retention: z.ZodOptional<typeof QuarantineRetentionSchema>;
+    payload_max_bytes: z.ZodOptional<z.ZodNumber>;
+  },
+  z.core.$strict
+> = z.strictObject({
   checks: z.boolean().default(true).describe(
     "Run the declared checks in `sluice run`. Default true.",
   ),

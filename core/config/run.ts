@@ -18,7 +18,15 @@ import type { ZodOutput } from "../npm_types.ts";
 import { durationProblem, parseDuration } from "../duration.ts";
 import type { RetryPolicy } from "../retry.ts";
 
-function duration(what: string) {
+/** A duration key: a string or bare number, checked, then kept as its text. */
+type DurationField = z.ZodPipe<
+  z.ZodUnion<readonly [z.ZodString, z.ZodNumber]>,
+  z.ZodTransform<string, string | number>
+>;
+
+function duration(
+  what: string,
+): DurationField {
   // A bare YAML number (`max_runtime: 90`) gets the duration message ("has no unit").
   return z.union([z.string(), z.number()]).superRefine((value, ctx) => {
     const problem = durationProblem(String(value));
@@ -31,7 +39,14 @@ function duration(what: string) {
 }
 
 /** `run.retries`: backoff for transient failures. */
-export const RetriesSchema = z.strictObject({
+export const RetriesSchema: z.ZodObject<
+  {
+    attempts: z.ZodDefault<z.ZodNumber>;
+    initial: z.ZodDefault<DurationField>;
+    max: z.ZodDefault<DurationField>;
+  },
+  z.core.$strict
+> = z.strictObject({
   attempts: z.number().int().min(1).max(100).default(3).describe(
     "Tries in all, the first included (1 = no retry). Default 3.",
   ),
@@ -45,7 +60,15 @@ export const RetriesSchema = z.strictObject({
 );
 
 /** The `run:` section. */
-export const RunSchema = z.strictObject({
+export const RunSchema: z.ZodObject<
+  {
+    on_overlap: z.ZodDefault<z.ZodEnum<{ fail: "fail"; skip: "skip"; wait: "wait" }>>;
+    wait_timeout: z.ZodDefault<DurationField>;
+    max_runtime: z.ZodOptional<DurationField>;
+    retries: z.ZodDefault<typeof RetriesSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   on_overlap: z.enum(["fail", "skip", "wait"]).default("fail").describe(
     "When another run of this pipeline holds its lock: `fail` (exit 75 naming the holder), " +
       "`skip` (exit 0, recorded as skipped) or `wait` (up to wait_timeout, then exit 75). " +

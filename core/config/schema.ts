@@ -20,7 +20,22 @@ import { SourceSchema } from "./sources.ts";
 import { StreamingSchema } from "./streaming.ts";
 import { identifier } from "./_fields.ts";
 
-const pipelineSchema = z.strictObject({
+const pipelineSchema: z.ZodObject<
+  {
+    pipeline: z.ZodString;
+    lake: z.ZodString;
+    engine: z.ZodDefault<typeof EngineSchema>;
+    sources: z.ZodDefault<z.ZodRecord<z.ZodString, typeof SourceSchema>>;
+    silver: z.ZodDefault<z.ZodRecord<z.ZodString, typeof SilverTableSchema>>;
+    gold: z.ZodDefault<z.ZodRecord<z.ZodString, typeof GoldModelSchema>>;
+    output: z.ZodOptional<typeof OutputSchema>;
+    observability: z.ZodOptional<typeof ObservabilitySchema>;
+    quality: z.ZodOptional<typeof QualitySchema>;
+    streaming: z.ZodOptional<typeof StreamingSchema>;
+    run: z.ZodOptional<typeof RunSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   pipeline: identifier.describe("Name of the pipeline (appears in logs and metrics)."),
   lake: z.string().min(1).describe("Folder that holds the database, outputs and spill files."),
   engine: EngineSchema.default({}).describe("DuckDB settings: database file, threads, memory."),

@@ -12,7 +12,16 @@ import { hint } from "./_hint.ts";
 import { isRecord, type Path } from "./_yaml_positions.ts";
 
 /** One typed silver column. */
-export const SilverColumnSchema = z.strictObject({
+export const SilverColumnSchema: z.ZodObject<
+  {
+    type: z.ZodString;
+    from: z.ZodOptional<z.ZodString>;
+    expr: z.ZodOptional<z.ZodString>;
+    nullable: z.ZodDefault<z.ZodBoolean>;
+    format: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   type: sqlTypeName.describe("DuckDB type to cast to; a value that fails its cast is quarantined."),
   from: z.string().min(1).optional().describe("Bronze column to read; default: the same name."),
   expr: z.string().min(1).optional().describe(
@@ -27,15 +36,32 @@ export const SilverColumnSchema = z.strictObject({
 });
 
 /** A named validation rule: a SQL boolean that must hold for a row to pass. */
-export const RuleSchema = z.strictObject({
-  name: identifier.describe("Rule name, shown in the quarantine reason of the rows it rejects."),
-  sql: z.string().min(1).describe(
-    "SQL boolean over the row's typed columns, e.g. `total >= 0`; rows where it is false go to quarantine.",
-  ),
-});
+export const RuleSchema: z.ZodObject<{ name: z.ZodString; sql: z.ZodString }, z.core.$strict> = z
+  .strictObject({
+    name: identifier.describe("Rule name, shown in the quarantine reason of the rows it rejects."),
+    sql: z.string().min(1).describe(
+      "SQL boolean over the row's typed columns, e.g. `total >= 0`; rows where it is false go to quarantine.",
+    ),
+  });
 
 /** A silver table: typed, cleaned and deduplicated rows of one source. */
-export const SilverTableSchema = z.strictObject({
+export const SilverTableSchema: z.ZodObject<
+  {
+    from: z.ZodString;
+    columns: z.ZodRecord<z.ZodString, typeof SilverColumnSchema>;
+    key: z.ZodOptional<z.ZodArray<z.ZodString>>;
+    order_by: z.ZodOptional<z.ZodString>;
+    rules: z.ZodDefault<z.ZodArray<typeof RuleSchema>>;
+    mode: z.ZodDefault<
+      z.ZodEnum<{ replace: "replace"; append: "append"; merge: "merge"; scd2: "scd2" }>
+    >;
+    checks: z.ZodOptional<typeof ChecksSchema>;
+    quarantine_checks: z.ZodOptional<typeof ChecksSchema>;
+    mask: z.ZodOptional<z.ZodArray<z.ZodString>>;
+    max_quarantine: z.ZodDefault<typeof ThresholdSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   from: identifier.describe("Source (bronze table) to read."),
   columns: z.record(identifier, SilverColumnSchema).refine((c) => Object.keys(c).length > 0, {
     error: "needs at least one column",

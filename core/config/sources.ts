@@ -13,7 +13,18 @@ import { sizeText, sqlTypeName } from "./_fields.ts";
 import { isRecord, setKey } from "./_yaml_positions.ts";
 
 /** Reader options of a CSV source. */
-export const CsvOptionsSchema = z.strictObject({
+export const CsvOptionsSchema: z.ZodObject<
+  {
+    delimiter: z.ZodOptional<z.ZodString>;
+    header: z.ZodOptional<z.ZodBoolean>;
+    quote: z.ZodOptional<z.ZodString>;
+    escape: z.ZodOptional<z.ZodString>;
+    null_string: z.ZodOptional<z.ZodString>;
+    skip: z.ZodOptional<z.ZodNumber>;
+    max_line_size: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   delimiter: z.string().min(1).max(4).optional().describe(
     "Field separator (1 to 4 characters); default detected from the header line.",
   ),
@@ -34,7 +45,22 @@ export const CsvOptionsSchema = z.strictObject({
 });
 
 /** One source: files of one format found by a glob inside a folder. */
-export const SourceSchema = z.strictObject({
+export const SourceSchema: z.ZodObject<
+  {
+    format: z.ZodEnum<{ csv: "csv"; ndjson: "ndjson"; json: "json"; parquet: "parquet" }>;
+    path: z.ZodString;
+    allow_outside_project: z.ZodOptional<z.ZodBoolean>;
+    glob: z.ZodDefault<z.ZodString>;
+    options: z.ZodOptional<typeof CsvOptionsSchema>;
+    columns: z.ZodOptional<z.ZodRecord<z.ZodString, z.ZodString>>;
+    on_change: z.ZodDefault<z.ZodEnum<{ fail: "fail"; reingest: "reingest"; ignore: "ignore" }>>;
+    schema_drift: z.ZodDefault<z.ZodEnum<{ fail: "fail"; evolve: "evolve" }>>;
+    on_empty: z.ZodDefault<z.ZodEnum<{ fail: "fail"; skip: "skip" }>>;
+    on_missing: z.ZodDefault<z.ZodEnum<{ fail: "fail"; keep: "keep"; retract: "retract" }>>;
+    checks: z.ZodOptional<typeof ChecksSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   format: z.enum(["csv", "ndjson", "json", "parquet"]).describe(
     "csv, ndjson (one JSON object per line), json (a JSON array of objects) or parquet.",
   ),

@@ -41,22 +41,32 @@ import { durationProblem, parseDuration } from "../duration.ts";
 import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "../quote.ts";
 import { type JetStreamSourceConfig, JetStreamSourceSchema } from "./jetstream.ts";
 
-const identifier = z.string().regex(IDENTIFIER_PATTERN, {
+/** A duration key: a string or bare number, checked, then kept as its text. */
+type DurationField = z.ZodPipe<
+  z.ZodUnion<readonly [z.ZodString, z.ZodNumber]>,
+  z.ZodTransform<string, string | number>
+>;
+
+const identifier: z.ZodString = z.string().regex(IDENTIFIER_PATTERN, {
   error: "must be an identifier (letters, digits and _, not starting with a digit, at most 63)",
 });
 
-const sqlTypeName = z.string().regex(TYPE_PATTERN, {
+const sqlTypeName: z.ZodString = z.string().regex(TYPE_PATTERN, {
   error: "must be a DuckDB type such as VARCHAR, BIGINT, DOUBLE, DECIMAL(12,2), DATE, TIMESTAMPTZ",
 });
 
 const SIZE = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$/i;
 
-const sizeText = z.string().regex(SIZE, { error: 'must be a size such as "64MB" or "1GB"' });
+const sizeText: z.ZodString = z.string().regex(SIZE, {
+  error: 'must be a size such as "64MB" or "1GB"',
+});
 
 /**
  * A strict duration string (see `core/duration.ts`); `positive` rejects zero.
  */
-function duration(options: { positive?: boolean } = {}) {
+function duration(
+  options: { positive?: boolean } = {},
+): DurationField {
   // A bare YAML number (`delay: 90`) gets the duration message ("has no unit").
   return z.union([z.string(), z.number()]).superRefine((value, ctx) => {
     const problem = durationProblem(String(value));
@@ -69,7 +79,16 @@ function duration(options: { positive?: boolean } = {}) {
 }
 
 /** Reader options of a CSV stream source. */
-export const StreamCsvOptionsSchema = z.strictObject({
+export const StreamCsvOptionsSchema: z.ZodObject<
+  {
+    delimiter: z.ZodDefault<z.ZodString>;
+    quote: z.ZodDefault<z.ZodString>;
+    escape: z.ZodOptional<z.ZodString>;
+    header: z.ZodDefault<z.ZodBoolean>;
+    null_string: z.ZodDefault<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   delimiter: z.string().length(1).default(",").describe(
     "Field separator, one character. Default `,`.",
   ),
@@ -86,7 +105,18 @@ export const StreamCsvOptionsSchema = z.strictObject({
 });
 
 /** The landing folder a stream reads. */
-export const StreamSourceSchema = z.strictObject({
+export const StreamSourceSchema: z.ZodObject<
+  {
+    type: z.ZodOptional<z.ZodLiteral<"files">>;
+    format: z.ZodEnum<{ csv: "csv"; ndjson: "ndjson" }>;
+    path: z.ZodString;
+    glob: z.ZodDefault<z.ZodString>;
+    options: z.ZodOptional<typeof StreamCsvOptionsSchema>;
+    settle: z.ZodDefault<DurationField>;
+    marker_suffix: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   type: z.literal("files").optional().describe(
     "`files` (default): a landing folder; `jetstream`: see `core/config/jetstream.ts`.",
   ),
@@ -107,7 +137,15 @@ export const StreamSourceSchema = z.strictObject({
     ),
 });
 
-const streamColumnSchema = z.strictObject({
+const streamColumnSchema: z.ZodObject<
+  {
+    type: z.ZodString;
+    from: z.ZodOptional<z.ZodString>;
+    nullable: z.ZodDefault<z.ZodBoolean>;
+    format: z.ZodOptional<z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   type: sqlTypeName.describe("DuckDB type; a value that does not cast is a `schema_violation`."),
   from: z.string().min(1).optional().describe(
     "Where the value comes from: for NDJSON a top-level key or a JSON path (`$.user.id`); " +
@@ -142,7 +180,13 @@ type StreamColumnSchemaType = typeof streamColumnSchema;
 export const StreamColumnSchema: StreamColumnSchemaType = streamColumnSchema;
 
 /** The event-time watermark: rows older than the latest event time minus `delay` are late. */
-export const WatermarkSchema = z.strictObject({
+export const WatermarkSchema: z.ZodObject<
+  {
+    column: z.ZodString;
+    delay: DurationField;
+  },
+  z.core.$strict
+> = z.strictObject({
   column: identifier.describe(
     "Event-time column (TIMESTAMPTZ, TIMESTAMP or DATE), one of `columns`.",
   ),
@@ -151,7 +195,14 @@ export const WatermarkSchema = z.strictObject({
   ),
 });
 
-const windowSchema = z.strictObject({
+const windowSchema: z.ZodObject<
+  {
+    size: DurationField;
+    group_by: z.ZodDefault<z.ZodArray<z.ZodString>>;
+    aggregates: z.ZodRecord<z.ZodString, z.ZodString>;
+  },
+  z.core.$strict
+> = z.strictObject({
   size: duration({ positive: true }).describe(
     "Window length, e.g. `5 minutes`. Windows are aligned to the Unix epoch (UTC).",
   ),
@@ -181,7 +232,10 @@ type WindowSchemaType = typeof windowSchema;
 export const WindowSchema: WindowSchemaType = windowSchema;
 
 /** Continuous Parquet export of the target table. */
-export const StreamExportSchema = z.strictObject({
+export const StreamExportSchema: z.ZodObject<
+  { path: z.ZodString; max_records_per_file: z.ZodDefault<z.ZodNumber> },
+  z.core.$strict
+> = z.strictObject({
   path: z.string().min(1).describe(
     "Folder the Parquet files are published into (added to the sandbox).",
   ),
@@ -190,7 +244,29 @@ export const StreamExportSchema = z.strictObject({
   ),
 });
 
-const streamingSchema = z.strictObject({
+const streamingSchema: z.ZodObject<
+  {
+    source: z.ZodDiscriminatedUnion<
+      [typeof StreamSourceSchema, typeof JetStreamSourceSchema],
+      "type"
+    >;
+    columns: z.ZodRecord<z.ZodString, typeof streamColumnSchema>;
+    target: z.ZodString;
+    dlq: z.ZodString;
+    checkpoint: z.ZodString;
+    watermark: typeof WatermarkSchema;
+    fail_on_data_loss: z.ZodBoolean;
+    trigger_interval: z.ZodDefault<DurationField>;
+    max_files_per_trigger: z.ZodDefault<z.ZodNumber>;
+    max_records_per_trigger: z.ZodDefault<z.ZodNumber>;
+    max_bytes_per_trigger: z.ZodDefault<z.ZodString>;
+    clean_source: z.ZodDefault<z.ZodEnum<{ off: "off"; archive: "archive"; delete: "delete" }>>;
+    archive_path: z.ZodOptional<z.ZodString>;
+    windows: z.ZodDefault<z.ZodRecord<z.ZodString, typeof windowSchema>>;
+    export: z.ZodOptional<typeof StreamExportSchema>;
+  },
+  z.core.$strict
+> = z.strictObject({
   source: z.discriminatedUnion("type", [StreamSourceSchema, JetStreamSourceSchema], {
     error: "type must be files (a landing folder, the default) or jetstream",
   }).describe("The landing folder, or a JetStream stream (`type: jetstream`)."),
