@@ -9,7 +9,14 @@
 import { getLogger } from "@logtape/logtape";
 import type { GoldModelConfig, PipelineConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
-import { ConfigError, type ConfigProblem, EngineError, SandboxError } from "../core/errors.ts";
+import {
+  CancelledError,
+  ConfigError,
+  type ConfigProblem,
+  EngineError,
+  SandboxError,
+  TimedOutError,
+} from "../core/errors.ts";
 import { ident, literal, qualified } from "../core/quote.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 import { checkSql, guardSql, sqlPosition } from "../core/sql_guard.ts";
@@ -130,6 +137,8 @@ export async function resolveGold(
     try {
       refs = await modelRefs(db, model.sql);
     } catch (e) {
+      // A stop (signal, time limit) interrupting the parse is the run's end, not a SQL problem.
+      if (e instanceof CancelledError || e instanceof TimedOutError) throw e;
       problems.push(problem(config, name, `cannot parse SQL: ${(e as Error).message}`));
       broken.add(name);
       continue;
