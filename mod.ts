@@ -18,32 +18,24 @@
 
 // core
 export { type Clock, steppingClock, systemClock } from "./core/clock.ts";
-export {
-  loadConfig,
-  type LoadConfigOptions,
-  parseConfig,
-  redactSecrets,
-} from "./core/config/mod.ts";
+export { loadConfig, type LoadConfigOptions, parseConfig } from "./core/config/mod.ts";
 export { pipelineJsonSchema, pipelineJsonSchemaText } from "./core/config/mod.ts";
 export {
   type LineageConfig,
   type ObservabilityConfig,
-  observabilityDefaults,
   ObservabilitySchema,
   type PushgatewayConfig,
   type ReportConfig,
 } from "./core/config/mod.ts";
 export {
-  resolveStreaming,
   type StreamColumnConfig,
   StreamColumnSchema,
   type StreamingConfig,
-  streamingDirectories,
   StreamingSchema,
   type WindowConfig,
   WindowSchema,
 } from "./core/config/mod.ts";
-export { DURATION_UNITS, durationProblem, formatDuration, parseDuration } from "./core/duration.ts";
+export { formatDuration, parseDuration } from "./core/duration.ts";
 export {
   type GoldModelConfig,
   type OutputConfig,
@@ -84,18 +76,8 @@ export {
 export { CancelledError, OverlapError, RunSkippedError, TimedOutError } from "./core/errors.ts";
 export { CheckpointError } from "./core/errors.ts";
 export { DatabaseDamagedError, DiskFullError } from "./core/errors.ts";
+
 export {
-  checkSql,
-  type ConfigSql,
-  configSql,
-  guardSql,
-  type SqlGuardProblem,
-  type SqlKind,
-  sqlPosition,
-  treeProblems,
-} from "./core/sql_guard.ts";
-export {
-  backoffDelay,
   DEFAULT_RETRY_POLICY,
   isTransient,
   type RetryEvent,
@@ -106,8 +88,6 @@ export {
 export {
   acquireRunLock,
   type LockHolder,
-  lockPathFor,
-  readLockHolder,
   type RunLock,
   type RunLockOptions,
   type RunLockResult,
@@ -128,32 +108,24 @@ export type { RunContext, RunSummary, StageResult, TableResult } from "./core/ru
 export { newRunId } from "./core/run_id.ts";
 
 // observability
-export { ensureLedger, SLUICE_VERSION, tableExists } from "./observability/ledger.ts";
+export { ensureLedger, SLUICE_VERSION } from "./observability/ledger.ts";
 export {
   configureLogging,
-  formatJsonLine,
   type FormatOptions,
-  formatTextLine,
   logFormatInUse,
   type LoggingOptions,
   redactLogged,
-  resetLogging,
   withLogContext,
 } from "./observability/logging.ts";
 export {
   CHECK_STATUSES,
   type CheckLabels,
-  logMetrics,
-  type MetricSample,
-  metricSamples,
-  recordStage,
   RUN_STATUSES,
   type SluiceMetrics,
   sluiceMetrics,
 } from "./observability/metrics.ts";
 export { formatRunSummary } from "./observability/summary.ts";
 export {
-  pushgatewayGroupUrl,
   type PushOptions,
   type PushResult,
   pushToGateway,
@@ -166,7 +138,7 @@ export {
   serveMetrics,
   type ServeMetricsOptions,
 } from "./observability/metrics_server.ts";
-export { type ColumnStat, measureTable, readColumnStats } from "./observability/column_stats.ts";
+export { type ColumnStat, readColumnStats } from "./observability/column_stats.ts";
 export {
   duckdbVersion,
   type InputFingerprint,
@@ -195,11 +167,9 @@ export {
   type LineageDelivery,
   LineageEmitter,
   LineageEvents,
-  lineageRunId,
   OPENLINEAGE_PRODUCER,
   OPENLINEAGE_SPEC,
   type RunEvent,
-  stageRunId,
   type StatsByTable,
 } from "./observability/lineage.ts";
 export {
@@ -216,12 +186,6 @@ export {
   type ReportOptions,
   type RunFailure,
 } from "./observability/report.ts";
-export {
-  observeRunFinished,
-  observeRunStarted,
-  observeStageFinished,
-  observeStageStarted,
-} from "./observability/run_observer.ts";
 
 // quality
 export {
@@ -240,7 +204,6 @@ export {
   type CheckResult as QualityCheckResult,
   type CheckStatus,
   type CheckTarget,
-  checkTargets,
   type FailingSample,
   type Layer,
   runChecks,
@@ -253,15 +216,7 @@ export {
   profileTable,
   type TableProfile,
 } from "./quality/profile.ts";
-export {
-  driftBaseline,
-  type DriftMetric,
-  ensureQualityTables,
-  lastRowCount,
-  pruneQuarantine,
-  recordCheckResults,
-  recordProfiles,
-} from "./quality/history.ts";
+
 export {
   auditLayer,
   type AuditOptions,
@@ -271,13 +226,9 @@ export {
   gateFailures,
   type LayerAudit,
   qualityGateError,
-  quarantineBudget,
   type QuarantineReason,
-  recordAudits,
-  stagedEngine,
-  topQuarantineReasons,
 } from "./quality/gate.ts";
-export { observeCheckResults, observeProfiles } from "./quality/events.ts";
+
 export { formatCheckProblems, formatCheckResults } from "./quality/format.ts";
 
 // run lifecycle
@@ -295,28 +246,18 @@ export {
 export { bronze } from "./stages/bronze.ts";
 export { extract, type ExtractPlan, type SourcePlan } from "./stages/extract.ts";
 export type { FileFingerprint } from "./core/files.ts";
-export {
-  gold,
-  type GoldOptions,
-  modelRefs,
-  planGold,
-  type PlannedModel,
-  type TableRef,
-} from "./stages/gold.ts";
+export { gold, type GoldOptions } from "./stages/gold.ts";
 export { output } from "./stages/output.ts";
 export { type PipelineRunSummary, runPipeline, type StageName, STAGES } from "./stages/pipeline.ts";
 export {
   silver,
-  SILVER_LINEAGE_COLUMNS,
   type SilverChange,
   type SilverOptions,
   type StagedCounts,
   type StagedSilverTable,
-  stageSilver,
   type StaleLineage,
 } from "./stages/silver.ts";
 export {
-  checkMissingFiles,
   type LandedFile,
   type LandedFileState,
   listLandedFiles,
@@ -329,11 +270,8 @@ export { type Locate, validatePipeline } from "./stages/validate.ts";
 export {
   type BatchResult,
   CRASH_STEPS,
-  type CrashPoint,
   type CrashStep,
-  ensureTargetTable,
   formatStreamSummary,
-  parseCrashPoint,
   requireStreaming,
   runStream,
   STREAM_TRIGGERS,
@@ -390,27 +328,14 @@ export {
 export { explainJetStream } from "./streaming/jetstream/explain.ts";
 export {
   type Checkpoint,
-  checkpointProblems,
   type CheckpointTables,
-  ensureStreamTables,
   type FileState,
   loadCheckpoint,
-  loadFileStates,
   verifyCheckpoint,
 } from "./streaming/checkpoint.ts";
-export { exportBatches, exportFileName, type ExportResult } from "./streaming/export.ts";
-export { emitWindows, ensureWindowTables, WINDOW_SCHEMA } from "./streaming/windows.ts";
-export {
-  checkPartialFile,
-  type DataLoss,
-  discoverFiles,
-  type LandingFile,
-  type PartialFile,
-  readSlice,
-  type ReadSliceOptions,
-  type Slice,
-  type SliceRecord,
-} from "./streaming/source.ts";
+export { exportBatches, type ExportResult } from "./streaming/export.ts";
+
+export { type LandingFile } from "./streaming/source.ts";
 
 // scaffolding
 export { type DemoOptions, runDemo } from "./scaffold/demo.ts";

@@ -12,7 +12,6 @@ import {
   isJetStreaming,
   type JetStreamSummary,
   loadConfig,
-  parseCrashPoint,
   type PipelineConfig,
   requireStreaming,
   serveJetStream,
@@ -57,21 +56,11 @@ async function jetStream(config: PipelineConfig, opts: StreamOpts): Promise<void
         workerId: opts.workerId ?? defaultWorkerId(),
         trigger: opts.trigger,
         maxBatches: opts.maxBatches,
-        crashAt: crashPoint(),
         run: runOptions("stream", opts),
       }),
     formatJetStreamSummary,
   );
   out(formatJetStreamSummary(summary));
-}
-
-/** Test hook of the crash tests: `SLUICE_CRASH_AT=<step>[@<batch>]` kills the process there. */
-function crashPoint() {
-  let crash: string | undefined;
-  try {
-    crash = Deno.env.get("SLUICE_CRASH_AT");
-  } catch { /* no env permission: no hook */ }
-  return crash ? parseCrashPoint(crash) : undefined;
 }
 
 /** The `stream` command. */
@@ -104,7 +93,6 @@ export function streamCommand(): Command {
           serveStream(config, {
             trigger: opts.trigger,
             maxBatches: opts.maxBatches,
-            crashAt: crashPoint(),
             run: runOptions("stream", opts),
           }),
         formatStreamSummary,

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { UsageError } from "./errors.ts";
 
 /**
  * The named crash points of a batch run (`sluice run`), in the order a run
@@ -127,21 +128,48 @@ export function crashTarget(): { raw?: string; target?: CrashTarget } {
 /**
  * Kills this process with SIGKILL (or stops it with SIGSTOP, for `:stop`)
  * if `SLUICE_CRASH_AT` names `name` and this is its chosen occurrence; a
- * no-op otherwise (one map update).
+ * no-op otherwise (one map update). `occurrence` overrides the hit count
+ * (the stream passes its batch number); `onHit` runs just before the signal.
  *
  * @example
  * ```ts
  * import { crashPoint } from "./crash_seam.ts";
  * crashPoint("gold_committed"); // returns, unless SLUICE_CRASH_AT=gold_committed
  * crashPoint("appended", { occurrence: 2 }); // the stream passes its batch number
+ * crashPoint("read", { onHit: () => {} }); // onHit runs just before the kill (to log it)
  * ```
  */
-export function crashPoint(name: string, options: { occurrence?: number } = {}): void {
+export function crashPoint(
+  name: string,
+  options: { occurrence?: number; onHit?: () => void } = {},
+): void {
   if (target === null) crashTarget();
   if (target === undefined || target === null || target.point !== name) return;
   const n = options.occurrence ?? (hits.get(name) ?? 0) + 1;
   hits.set(name, n);
   if (n === target.occurrence) {
+    options.onHit?.();
     Deno.kill(Deno.pid, target.action === "stop" ? "SIGSTOP" : "SIGKILL");
   }
+}
+
+/**
+ * Refuses a `SLUICE_CRASH_AT` that is set but names no point among `points`
+ * (or is not `<point>[@<n>][:stop]`), so a crash test with a misspelt point
+ * fails at once instead of running to the end unharmed. Unset: no-op.
+ *
+ * @example
+ * ```ts
+ * import { BATCH_CRASH_POINTS, requireKnownCrashPoint } from "./crash_seam.ts";
+ * requireKnownCrashPoint(BATCH_CRASH_POINTS); // throws UsageError for SLUICE_CRASH_AT=nope
+ * ```
+ */
+export function requireKnownCrashPoint(points: readonly string[]): void {
+  const { raw, target } = crashTarget();
+  if (raw === undefined || raw === "") return;
+  if (target !== undefined && points.includes(target.point)) return;
+  throw new UsageError(
+    `Cannot use SLUICE_CRASH_AT=${JSON.stringify(raw)}: write <point>[@<n>][:stop] with a ` +
+      `point among ${points.join(", ")}`,
+  );
 }

@@ -211,7 +211,7 @@ export async function runPipeline(
   }
   summary.durationMs = performance.now() - started;
   crashPoint("run_finishing");
-  await observeRunFinished(ctx, summary);
+  await recordSuccess(ctx, summary);
   crashPoint("run_finished");
   // One CHECKPOINT per run folds the WAL into the database file. It comes
   // last: output reads the gold tables the commit left in memory rather than
@@ -242,6 +242,26 @@ export async function runPipeline(
   }
   crashPoint("checkpointed");
   return summary;
+}
+
+/**
+ * Records a run whose every stage (output included) is done as `success`.
+ * A stop (signal, time limit) that comes now cannot undo anything: the
+ * commits and the published links stand. So the stop is set aside for the
+ * ledger write and, when the stop interrupts that write (the listener runs
+ * at any await), the write is made once more; a second signal exits the
+ * process at once, so one retry is enough. The run then exits 0 and leaves
+ * its checkpoint to the next run.
+ */
+async function recordSuccess(ctx: RunContext, summary: PipelineRunSummary): Promise<void> {
+  if (ctx.signal?.aborted) ctx.db.resume();
+  try {
+    await observeRunFinished(ctx, summary);
+  } catch (e) {
+    if (!ctx.signal?.aborted) throw e;
+    ctx.db.resume();
+    await observeRunFinished(ctx, summary);
+  }
 }
 
 /**

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { crashPoint } from "../core/crash_seam.ts";
 import type { Logger } from "@logtape/logtape";
 import { errorMessage } from "../core/errors.ts";
 
@@ -26,19 +27,20 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Kills the process (SIGKILL) when `at` names this step of this batch (crash tests). */
-export function crashIfAt(
-  log: Logger,
-  at: { step: string; batch: number } | undefined,
-  here: { step: string; batch: number },
-): void {
-  if (at !== undefined && at.step === here.step && at.batch === here.batch) {
-    log.warn("crash point reached, killing the process", {
-      event: "crash_point",
-      step: here.step,
-    });
-    Deno.kill(Deno.pid, "SIGKILL");
-  }
+/**
+ * The stream's side of the crash seam (core/crash_seam.ts): kills the process
+ * when `SLUICE_CRASH_AT=<step>@<batch>` names this step of this batch, and
+ * logs `crash_point` first.
+ */
+export function crashIfAt(log: Logger, here: { step: string; batch: number }): void {
+  crashPoint(here.step, {
+    occurrence: here.batch,
+    onHit: () =>
+      log.warn("crash point reached, killing the process", {
+        event: "crash_point",
+        step: here.step,
+      }),
+  });
 }
 
 /** Logs `stream_failed` for a runner that failed after `batches` batches. */

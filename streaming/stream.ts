@@ -36,6 +36,7 @@ import { finishRunRecord, startRunRecord } from "../observability/ledger.ts";
 import { type StreamMetrics, streamMetrics } from "./_metrics.ts";
 import { cleanFinishedFiles, reconcileArchive } from "./_clean.ts";
 import { classifySql, eventTimeOf, lateDetailSql, lateSql, usSql } from "./_sql.ts";
+import { requireKnownCrashPoint } from "../core/crash_seam.ts";
 import { crashIfAt, logStreamFailed, reasonsText, sleep, usToDate } from "./_runner.ts";
 import {
   type Checkpoint,
@@ -72,7 +73,8 @@ export const STREAM_TRIGGERS = ["once", "available-now", "interval"] as const;
 export type StreamTrigger = (typeof STREAM_TRIGGERS)[number];
 
 /**
- * The steps of a batch where the test hook `crashAt` can kill the process:
+ * The steps of a batch where the crash seam (`SLUICE_CRASH_AT=<step>@<batch>`,
+ * core/crash_seam.ts) can kill the process:
  * `planned` (files chosen, nothing read), `read` (lines staged inside the
  * transaction), `appended` (rows appended to target and DLQ, not committed),
  * `checkpointed` (checkpoint written, not committed), `committed` (right after
@@ -96,36 +98,6 @@ export const CRASH_STEPS = [
 /** One crash step. */
 export type CrashStep = (typeof CRASH_STEPS)[number];
 
-/** Where the test hook kills the process: a step in the n-th batch of this process. */
-export interface CrashPoint {
-  /** The step. */
-  step: CrashStep;
-  /** 1-based batch of this process. Default 1. */
-  batch: number;
-}
-
-/**
- * Parses a crash point `step` or `step@n` (the `SLUICE_CRASH_AT` test hook).
- *
- * @example
- * ```ts
- * import { parseCrashPoint } from "./stream.ts";
- * parseCrashPoint("appended@2"); // { step: "appended", batch: 2 }
- * ```
- */
-export function parseCrashPoint(text: string): CrashPoint {
-  const m = /^([a-z]+)(?:@([1-9][0-9]*))?$/.exec(text.trim());
-  if (!m || !(CRASH_STEPS as readonly string[]).includes(m[1])) {
-    throw new UsageError(
-      `Cannot use crash point ${
-        JSON.stringify(text)
-      }: write <step> or <step>@<batch> with a step ` +
-        `among ${CRASH_STEPS.join(", ")}`,
-    );
-  }
-  return { step: m[1] as CrashStep, batch: m[2] ? Number(m[2]) : 1 };
-}
-
 /** Options of {@linkcode runStream}. */
 export interface StreamOptions {
   /** When to stop: `once`, `available-now` (default) or `interval`. */
@@ -134,8 +106,6 @@ export interface StreamOptions {
   signal?: AbortSignal;
   /** Stop after this many batches (all triggers). */
   maxBatches?: number;
-  /** Test hook: kill this process with SIGKILL at a step of a batch. */
-  crashAt?: CrashPoint;
 }
 
 /** What one committed batch did. */
@@ -324,6 +294,7 @@ export async function runStream(
   ctx: RunContext,
   options: StreamOptions = {},
 ): Promise<StreamSummary> {
+  requireKnownCrashPoint(CRASH_STEPS);
   const runner = new StreamRunner(ctx, options);
   return await runner.run();
 }
@@ -542,7 +513,7 @@ class StreamRunner {
   }
 
   crash(step: CrashStep): void {
-    crashIfAt(this.log, this.options.crashAt, { step, batch: this.batchesStarted });
+    crashIfAt(this.log, { step, batch: this.batchesStarted });
   }
 
   async dataLoss(state: FileState, loss: { kind: string; detail: string }): Promise<void> {

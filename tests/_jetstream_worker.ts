@@ -13,13 +13,12 @@
 import { loadConfig } from "../core/config/mod.ts";
 import { CancelledError, SluiceError } from "../core/errors.ts";
 import { configureLogging } from "../observability/logging.ts";
-import { parseCrashPoint, type StreamTrigger } from "../streaming/stream.ts";
+import type { StreamTrigger } from "../streaming/stream.ts";
 import { runJetStreamPipeline } from "../streaming/jetstream/run.ts";
 
 const [configFile, workerId, trigger = "interval"] = Deno.args;
 const stop = new AbortController();
 for (const sig of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(sig, () => stop.abort());
-const crash = Deno.env.get("SLUICE_CRASH_AT");
 await configureLogging({
   format: "text",
   level: Deno.env.get("SLUICE_TEST_LOG_LEVEL") === "info" ? "info" : "warning",
@@ -31,7 +30,6 @@ try {
     trigger: trigger as StreamTrigger,
     signal: stop.signal,
     run: { trigger: "test" },
-    ...(crash ? { crashAt: parseCrashPoint(crash) } : {}),
   });
   console.log(JSON.stringify(summary));
 } catch (e) {

@@ -44,3 +44,19 @@ Deno.test("kill -9 at every step of a batch, then restart: every line exactly on
   assert.equal(done.code, 0, done.stderr);
   await checkFinished(p, data);
 });
+
+Deno.test("a misspelt SLUICE_CRASH_AT stops sluice stream with a usage error before any batch", async () => {
+  const p = await makeStreamProject(YAML);
+  await writeCrashData(p, 2, 5);
+  const r = await runSluice(["stream", "-c", p.configFile, "--trigger", "available-now"], {
+    SLUICE_CRASH_AT: "comitted@2",
+  });
+  assert.equal(r.code, 2, r.stderr);
+  const failed = logRecords(r.stderr.split("\n")).find((l) => l.event === "command_failed");
+  assert.equal(failed?.error_kind, "usage", r.stderr);
+  assert.match(
+    String(failed?.message),
+    /Cannot use SLUICE_CRASH_AT="comitted@2": write <point>\[@<n>\]\[:stop\] with a point among planned, /,
+  );
+  assert.doesNotMatch(r.stderr, /batch_committed/);
+});

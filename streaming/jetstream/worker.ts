@@ -42,6 +42,7 @@ import { ident, literal, qualified } from "../../core/quote.ts";
 import type { RunContext } from "../../core/run_context.ts";
 import { finishRunRecord, startRunRecord } from "../../observability/ledger.ts";
 import { streamMetrics } from "../_metrics.ts";
+import { requireKnownCrashPoint } from "../../core/crash_seam.ts";
 import { crashIfAt, logStreamFailed, reasonsText, sleep, usToDate } from "../_runner.ts";
 import { classifySql, eventTimeOf, lateDetailSql, lateSql, usSql } from "../_sql.ts";
 import { ensureTargetTable } from "../_target.ts";
@@ -52,7 +53,7 @@ import {
   saveCheckpoint,
 } from "../checkpoint.ts";
 import { exportBatches } from "../export.ts";
-import type { CrashPoint, CrashStep, StreamTrigger } from "../stream.ts";
+import { CRASH_STEPS, type CrashStep, type StreamTrigger } from "../stream.ts";
 import { emitWindows, ensureWindowTables, WINDOW_SCHEMA } from "../windows.ts";
 import {
   ackConfirmed,
@@ -86,12 +87,6 @@ export interface JetStreamOptions {
   signal?: AbortSignal;
   /** Stop after this many batches. */
   maxBatches?: number;
-  /**
-   * Test hook: kill this process with SIGKILL at a step of a batch:
-   * `planned` (pulled), `read` (staged), `appended`, `checkpointed`,
-   * `committed` (before the ack), `cleaned` (after the ack), `exported`.
-   */
-  crashAt?: CrashPoint;
   /** How long to keep retrying while NATS is unreachable. Default 2 minutes. */
   retryForMs?: number;
 }
@@ -201,6 +196,10 @@ export async function runJetStream(
         "is not type: jetstream",
     );
   }
+  // Crash tests (core/crash_seam.ts): SLUICE_CRASH_AT=<step>@<batch> with a step of
+  // CRASH_STEPS: `planned` (pulled), `read` (staged), `appended`, `checkpointed`,
+  // `committed` (before the ack), `cleaned` (after the ack), `exported`.
+  requireKnownCrashPoint(CRASH_STEPS);
   return await new Worker(ctx, s, options).run();
 }
 
@@ -398,7 +397,7 @@ class Worker {
   }
 
   crash(step: CrashStep): void {
-    crashIfAt(this.log, this.options.crashAt, { step, batch: this.batchesStarted });
+    crashIfAt(this.log, { step, batch: this.batchesStarted });
   }
 
   async loop(): Promise<void> {
