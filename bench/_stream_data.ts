@@ -140,6 +140,7 @@ streaming:
   source:
     format: ndjson
     path: ${JSON.stringify(options.landing)}
+    allow_outside_project: true
     glob: "*.ndjson"
     settle: 0s
   columns:

@@ -239,6 +239,7 @@ export function classifySql(s: StreamingConfig, options: ClassifyOptions): strin
     malformedDetail = `WHEN NOT __valid THEN 'not valid JSON'
       WHEN NOT __object THEN 'not a JSON object (got ' || lower(json_type(__line)) || ')'`;
   }
+  const masked = new Set(s.mask ?? []);
   const typed = cols.map(([, col], i) => `${typedSql(`"__r${i}"`, col)} AS "__t${i}"`);
   const wmIndex = cols.findIndex(([name]) => name === s.watermark.column);
   const checks: { cond: string; message: string }[] = [];
@@ -246,9 +247,11 @@ export function classifySql(s: StreamingConfig, options: ClassifyOptions): strin
     if (!isText(col)) {
       checks.push({
         cond: `"__r${i}" IS NOT NULL AND "__t${i}" IS NULL`,
-        message: `${
-          literal(`field "${name}": cannot cast `)
-        } || '"' || left("__r${i}", 200) || '"' || ${literal(` to ${sqlType(col.type)}`)}`,
+        message: masked.has(name)
+          ? literal(`field "${name}": cannot cast *** (masked) to ${sqlType(col.type)}`)
+          : `${literal(`field "${name}": cannot cast `)} || '"' || left("__r${i}", 200) || '"' || ${
+            literal(` to ${sqlType(col.type)}`)
+          }`,
       });
     }
     if (!col.nullable || i === wmIndex) {
@@ -286,8 +289,73 @@ export function classifySql(s: StreamingConfig, options: ClassifyOptions): strin
     CASE WHEN __code IS NULL OR __code = 'blank' THEN NULL
       WHEN __bad THEN 'line is not valid UTF-8' ${malformedDetail}
       ELSE ${violationDetail} END AS __detail,
-    CASE WHEN __code IS NOT NULL AND __code <> 'blank' THEN __line END AS __payload
+    ${
+    masked.size === 0
+      ? "CASE WHEN __code IS NOT NULL AND __code <> 'blank' THEN __line END"
+      : `CASE WHEN __code = 'blank' THEN NULL ELSE ${maskedLineSql(s, d)} END`
+  } AS __payload
   FROM checked`;
+}
+
+/**
+ * The record's text with the `mask` columns' values as `***` (a null or
+ * missing value stays so), for the DLQ's `_payload`; `***` for a record that
+ * does not parse. NDJSON: the object re-printed with the masked fields
+ * replaced (a `from` path masks the field it names; from its first `[` on,
+ * the field that holds it is masked whole; a path that names no key first
+ * shows the whole record as `***`). CSV: the
+ * line with the masked fields' text replaced. With a mask, every parsed row
+ * carries this (late rows reach the DLQ after classification).
+ */
+function maskedLineSql(s: StreamingConfig, d: Dialect): string {
+  const cols = Object.entries(s.columns);
+  const masked = new Set(s.mask ?? []);
+  if (s.source.format === "csv") {
+    const positions = cols.flatMap(([name, col], i) =>
+      masked.has(name)
+        ? [d.header ? `list_position(__hdr, ${literal(col.from ?? name)})` : String(i + 1)]
+        : []
+    );
+    const dl = literal(d.delimiter);
+    const joined = `array_to_string(list_transform(__m, lambda x, i: CASE WHEN i IN (${
+      positions.join(", ")
+    }) AND __f[i] IS NOT NULL THEN '***' || ${dl} ELSE x END), '')`;
+    return `CASE WHEN __bad OR NOT __balanced THEN '***'
+      ELSE left(${joined}, length(${joined}) - ${d.delimiter.length}) END`;
+  }
+  const paths = cols.flatMap(([name, col]) => masked.has(name) ? [maskPath(col.from ?? name)] : []);
+  // A path that names no key (`$[0]`, `$["a"]`): no field to replace, so nothing is shown.
+  if (paths.some((p) => p.length === 0)) return "'***'";
+  const patches = paths.map((path) => {
+    const nested = path.reduceRight(
+      (inner, key) => `json_object(${literal(key)}, ${inner})`,
+      "'***'",
+    );
+    const at = `$${path.map((k) => jsonPath(k).slice(1)).join("")}`;
+    return `CASE WHEN json_extract_string(__line, ${literal(at)}) IS NULL THEN '{}'::JSON
+      ELSE ${nested} END`;
+  });
+  return `CASE WHEN __bad OR NOT __object THEN '***'
+    ELSE CAST(json_merge_patch(__line, ${patches.join(", ")}) AS VARCHAR) END`;
+}
+
+/**
+ * The keys of a column's `from` for masking: `email` is `["email"]`,
+ * `$.user.email` is `["user", "email"]`; a path with `[` (an array index or
+ * a bracketed key) stops at its first `[`, so the field that holds it is
+ * masked whole.
+ */
+function maskPath(from: string): string[] {
+  if (!from.startsWith("$")) return [from];
+  const keys: string[] = [];
+  let rest = from.slice(1);
+  while (rest.startsWith(".")) {
+    const m = /^\.(?:"((?:[^"\\]|\\.)*)"|([^.[\]"]+))/.exec(rest);
+    if (!m) break;
+    keys.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]);
+    rest = rest.slice(m[0].length);
+  }
+  return rest === "" || rest.startsWith("[") ? keys : [];
 }
 
 /**

@@ -344,6 +344,13 @@ async function replayStream(
   options: { dryRun?: boolean },
 ): Promise<ReplayResult> {
   const s = parsingConfig(ctx.config.streaming!);
+  if ((s.mask ?? []).length > 0) {
+    throw new UsageError(
+      `Cannot replay ${t.table}: the stream masks ${s.mask!.join(", ")}, so its dead-letter ` +
+        "payloads hold *** instead of the values (fix the source files and land them again " +
+        "under a new name instead)",
+    );
+  }
   const db = ctx.db;
   const dlq = qualified("silver", t.table);
   const result: ReplayResult = {

@@ -98,6 +98,9 @@ export const CRASH_STEPS = [
 /** One crash step. */
 export type CrashStep = (typeof CRASH_STEPS)[number];
 
+/** While a backlog is worked off, the ledger replica is refreshed at most this often. */
+const REPLICA_EVERY_MS = 5_000;
+
 /** Options of {@linkcode runStream}. */
 export interface StreamOptions {
   /** When to stop: `once`, `available-now` (default) or `interval`. */
@@ -314,6 +317,8 @@ class StreamRunner {
   batchesStarted = 0;
   /** When this run last wrote the ledger replica (its next write adds only newer dead letters). */
   replicaAt: Date | undefined;
+  /** `performance.now()` of the last replica write. */
+  replicaMs = -Infinity;
   summary: StreamSummary;
 
   constructor(ctx: RunContext, options: StreamOptions) {
@@ -620,7 +625,7 @@ class StreamRunner {
     this.crash("committed");
     const committed = performance.now();
     await dropStaging(this.db);
-    await this.afterCommit(batchId);
+    await this.afterCommit(batchId, { backlog: result.filesPending > 0 });
     result.durationMs = performance.now() - started;
     this.record(result, {
       read_ms: Math.round(read - started),
@@ -796,7 +801,12 @@ class StreamRunner {
   async writeDeadLetters(counts: BatchCounts, at: string): Promise<number> {
     const db = this.db;
     const s = this.s;
-    const lateRows = counts.late === 0 ? "" : `UNION ALL
+    // With a mask, the classified rows carry the masked record text for the DLQ.
+    const lateRows = counts.late === 0 ? "" : (s.mask ?? []).length > 0
+      ? `UNION ALL
+      SELECT l.__slice, l.__ln, 'late', ${lateDetailSql()}, r.__payload, l.__et, l.__wm
+      FROM _sluice_late AS l JOIN _sluice_rows AS r ON r.__slice = l.__slice AND r.__ln = l.__ln`
+      : `UNION ALL
       SELECT l.__slice, l.__ln, 'late', ${lateDetailSql()}, ln.line, l.__et, l.__wm
       FROM _sluice_late AS l JOIN _sluice_lines AS ln ON ln.slice = l.__slice AND ln.ln = l.__ln`;
     await db.run(
@@ -878,8 +888,13 @@ class StreamRunner {
     );
   }
 
-  /** Cleans finished files and exports committed batches (both idempotent). */
-  async afterCommit(batchId: number): Promise<void> {
+  /**
+   * Cleans finished files and exports committed batches (both idempotent),
+   * then refreshes the ledger replica: after every batch that catches up,
+   * and at most every {@link REPLICA_EVERY_MS} while a backlog is worked
+   * off (a replica write costs tens of milliseconds).
+   */
+  async afterCommit(batchId: number, options: { backlog?: boolean } = {}): Promise<void> {
     const now = this.ctx.clock.now();
     const cleaned = await cleanFinishedFiles(this.db, this.s, { stream: this.stream, now });
     if (cleaned > 0) {
@@ -908,7 +923,9 @@ class StreamRunner {
       }
     }
     this.crash("exported");
-    await this.replica();
+    if (!options.backlog || performance.now() - this.replicaMs >= REPLICA_EVERY_MS) {
+      await this.replica();
+    }
   }
 
   /** Writes the ledger replica the read-only commands fall back to while the stream runs. */
@@ -926,6 +943,7 @@ class StreamRunner {
       duration_ms: Math.round(performance.now() - t0),
     });
     this.replicaAt = r.at;
+    this.replicaMs = performance.now();
   }
 
   record(r: BatchResult, timings: Record<string, number>): void {

@@ -75,6 +75,43 @@ Deno.test("source paths outside the project folder and escaping globs are refuse
   assert.equal(glob.length, 1);
 });
 
+Deno.test("a stream's landing and archive folders outside the project are refused unless opted in", () => {
+  const stream = (source: string, extra = "") =>
+    `pipeline: shop
+lake: ./lake
+streaming:
+  source: { format: ndjson, ${source} }
+  columns: { id: { type: BIGINT }, at: { type: TIMESTAMPTZ } }
+  target: events
+  dlq: events__dlq
+  checkpoint: events_v1
+  watermark: { column: at, delay: 1 hour }
+  fail_on_data_loss: true
+${extra}`;
+  const landing = problems(stream("path: /data/events"));
+  assert.equal(landing.length, 1, landing.join("\n"));
+  assert.match(
+    landing[0],
+    /^4:\d+ streaming\.source\.path: is outside the project folder "\/srv\/shop" \(resolves to "\/data\/events"\).*allow_outside_project: true to streaming\.source/,
+  );
+  const glob = problems(stream('path: ./landing, glob: "../*"'));
+  assert.equal(glob.length, 1, glob.join("\n"));
+  assert.match(glob[0], /streaming\.source\.glob: .* reaches outside/);
+  const archive = problems(
+    stream("path: ./landing", "  clean_source: archive\n  archive_path: /var/archive\n"),
+  );
+  assert.equal(archive.length, 1, archive.join("\n"));
+  assert.match(archive[0], /^12:\d+ streaming\.archive_path: is outside the project folder/);
+  assert.deepEqual(
+    problems(stream(
+      "path: /data/events, allow_outside_project: true",
+      "  clean_source: archive\n  archive_path: /var/archive\n",
+    )),
+    [],
+  );
+  assert.deepEqual(problems(stream("path: ./landing/events")), []);
+});
+
 Deno.test("validate warns about a source folder outside the project that was opted in", async () => {
   const root = await Deno.makeTempDir({ prefix: "sluice_paths_" });
   const lines: string[] = [];

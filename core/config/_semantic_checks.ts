@@ -15,6 +15,7 @@ import { outputProblems } from "./output.ts";
 import { checkProblems } from "./quality.ts";
 import { silverProblems } from "./silver.ts";
 import { sourcePathProblems } from "./sources.ts";
+import { streamingFolderProblems } from "./streaming.ts";
 import type { CheckContext } from "./_check_context.ts";
 import { hint } from "./_hint.ts";
 import { type SecretsSeen, showValue } from "./_issue_messages.ts";
@@ -39,6 +40,7 @@ export function semanticProblems(
   goldProblems(raw, ctx);
   outputProblems(raw, ctx);
   sourcePathProblems(raw, ctx);
+  streamingFolderProblems(raw, ctx);
   enginePathProblems(raw, ctx);
   // Data-quality checks: names, columns and relationships targets.
   for (const p of checkProblems(raw, { hint })) ctx.at(p.path, p.message);

@@ -8,7 +8,7 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import type { ZodOutput } from "../npm_types.ts";
 import { ChecksSchema } from "./quality.ts";
-import { type CheckContext, isInside } from "./_check_context.ts";
+import { type CheckContext, folderProblems } from "./_check_context.ts";
 import { sizeText, sqlTypeName } from "./_fields.ts";
 import { isRecord, setKey } from "./_yaml_positions.ts";
 
@@ -97,37 +97,10 @@ export const SourceSchema: z.ZodObject<
 /** One entry after validation (the public type is in `schema.ts`). */
 type SourceConfig = ZodOutput<typeof SourceSchema>;
 
-/** True when a source glob could match outside its folder. */
-function globEscapes(glob: string): boolean {
-  return /^[/~\\]/.test(glob) || glob.split(/[/\\]/).includes("..");
-}
-
 /** `sources.*`: folders stay inside the project folder unless opted out per source. */
 export function sourcePathProblems(raw: Record<string, unknown>, ctx: CheckContext): void {
-  const { dir } = ctx;
   for (const [name, source] of Object.entries(isRecord(raw.sources) ? raw.sources : {})) {
-    if (!isRecord(source)) continue;
-    const base = ["sources", name];
-    if (typeof source.glob === "string" && globEscapes(source.glob)) {
-      ctx.at(
-        [...base, "glob"],
-        `glob ${ctx.show(source.glob)} reaches outside the source folder (no "..", no leading ` +
-          '"/" or "~"; point path at the folder instead)',
-      );
-    }
-    if (typeof source.path !== "string" || source.path.length === 0) continue;
-    const folder = resolve(dir, source.path);
-    if (source.allow_outside_project === true || folder === dir || isInside(dir, folder)) {
-      continue;
-    }
-    const secret = ctx.isSecret([...base, "path"]);
-    ctx.at(
-      [...base, "path"],
-      `is outside the project folder ${ctx.show(dir)}` +
-        (secret ? "" : ` (resolves to ${ctx.show(folder)})`) +
-        "; the DuckDB sandbox would open it to all SQL (move the files into the project, or " +
-        "add allow_outside_project: true to the source)",
-    );
+    if (isRecord(source)) folderProblems(ctx, ["sources", name], source);
   }
 }
 

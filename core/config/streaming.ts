@@ -40,6 +40,7 @@ import type { ZodOutput } from "../npm_types.ts";
 import { durationProblem, parseDuration } from "../duration.ts";
 import { IDENTIFIER_PATTERN, TYPE_PATTERN } from "../quote.ts";
 import { type JetStreamSourceConfig, JetStreamSourceSchema } from "./jetstream.ts";
+import { type CheckContext, folderProblems } from "./_check_context.ts";
 
 /** A duration key: a string or bare number, checked, then kept as its text. */
 type DurationField = z.ZodPipe<
@@ -110,6 +111,7 @@ export const StreamSourceSchema: z.ZodObject<
     type: z.ZodOptional<z.ZodLiteral<"files">>;
     format: z.ZodEnum<{ csv: "csv"; ndjson: "ndjson" }>;
     path: z.ZodString;
+    allow_outside_project: z.ZodOptional<z.ZodBoolean>;
     glob: z.ZodDefault<z.ZodString>;
     options: z.ZodOptional<typeof StreamCsvOptionsSchema>;
     settle: z.ZodDefault<DurationField>;
@@ -122,6 +124,10 @@ export const StreamSourceSchema: z.ZodObject<
   ),
   format: z.enum(["ndjson", "csv"]).describe("`ndjson` (one JSON object per line) or `csv`."),
   path: z.string().min(1).describe("Landing folder (added to the sandbox)."),
+  allow_outside_project: z.boolean().optional().describe(
+    "Allow a `path` (and `archive_path`) outside the project folder (the config file's " +
+      "folder), which widens the DuckDB sandbox to it. Default false.",
+  ),
   glob: z.string().min(1).default("*").describe(
     "Glob relative to `path`, e.g. `events_*.ndjson`. Default `*`.",
   ),
@@ -264,6 +270,7 @@ const streamingSchema: z.ZodObject<
     archive_path: z.ZodOptional<z.ZodString>;
     windows: z.ZodDefault<z.ZodRecord<z.ZodString, typeof windowSchema>>;
     export: z.ZodOptional<typeof StreamExportSchema>;
+    mask: z.ZodOptional<z.ZodArray<z.ZodString>>;
   },
   z.core.$strict
 > = z.strictObject({
@@ -308,6 +315,12 @@ const streamingSchema: z.ZodObject<
   export: StreamExportSchema.optional().describe(
     "Optional continuous Parquet export of the target table.",
   ),
+  mask: z.array(identifier).optional().describe(
+    "Declared columns whose values are shown as `***` in dead letters: the `_payload` copy of " +
+      "the record and the `_reason` of a failed cast (e.g. `[email, phone]`). A record that " +
+      "does not parse is kept as `***`. The target table keeps the values; a masked DLQ " +
+      "cannot be replayed.",
+  ),
 }).superRefine((s, ctx) => {
   // Zod runs this even when fields inside failed, so every access is guarded.
   const at = (path: (string | number)[], message: string) =>
@@ -331,6 +344,17 @@ const streamingSchema: z.ZodObject<
     }
   }
   if (typeof s.dlq === "string" && s.dlq === s.target) at(["dlq"], "must differ from target");
+  const masked = Array.isArray(s.mask) ? s.mask : [];
+  masked.forEach((m, i) => {
+    if (typeof m === "string" && columns.length > 0 && !columns.includes(m)) {
+      at(["mask", i], `"${m}" is not among the declared columns (${columns.join(", ")})`);
+    } else if (m === wmColumn) {
+      at(["mask", i], `"${m}" is the watermark column: dead letters keep event times`);
+    }
+  });
+  if (masked.length > 0 && s.source?.type === "jetstream") {
+    at(["mask"], "mask applies only to a landing-folder source for now (not jetstream)");
+  }
   for (const [name, col] of Object.entries(declared)) {
     if (
       col?.format !== undefined && typeof col.type === "string" &&
@@ -493,6 +517,40 @@ export type WindowConfig = ZodOutput<typeof WindowSchema>;
 function isInside(parent: string, child: string): boolean {
   const rel = relative(parent, child);
   return rel === "" || (!rel.startsWith(`..${sep}`) && rel !== ".." && !isAbsolute(rel));
+}
+
+/**
+ * `streaming.source` and `streaming.archive_path`: the landing folder and the
+ * archive stay inside the project folder unless the source opts out with
+ * `allow_outside_project: true`, as a batch source does; the glob never
+ * reaches outside the landing folder.
+ *
+ * @example
+ * ```ts
+ * import { streamingFolderProblems } from "./streaming.ts";
+ * const found: string[] = [];
+ * streamingFolderProblems(
+ *   { streaming: { source: { format: "ndjson", path: "/elsewhere" } } },
+ *   { at: (_p, m) => found.push(m), show: JSON.stringify, isSecret: () => false, dir: "/srv/shop" },
+ * );
+ * found.length; // 1
+ * ```
+ */
+export function streamingFolderProblems(raw: Record<string, unknown>, ctx: CheckContext): void {
+  const s = isPlainRecord(raw.streaming) ? raw.streaming : undefined;
+  const source = s && isPlainRecord(s.source) ? s.source : undefined;
+  if (!s || !source || source.type === "jetstream") return;
+  folderProblems(ctx, ["streaming", "source"], source);
+  if (typeof s.archive_path === "string" && s.archive_path.length > 0) {
+    folderProblems(ctx, ["streaming", "source"], {
+      path: s.archive_path,
+      allow_outside_project: source.allow_outside_project,
+    }, { pathAt: ["streaming", "archive_path"] });
+  }
+}
+
+function isPlainRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**
