@@ -201,6 +201,7 @@ export {
   qualitySettings,
 } from "./core/config/mod.ts";
 export {
+  type CandidateRows,
   type CheckResult as QualityCheckResult,
   type CheckStatus,
   type CheckTarget,
@@ -227,6 +228,7 @@ export {
   type LayerAudit,
   qualityGateError,
   type QuarantineReason,
+  type SilverWrite,
 } from "./quality/gate.ts";
 
 export { formatCheckProblems, formatCheckResults } from "./quality/format.ts";

@@ -351,3 +351,22 @@ export function countAndSampleSql(
             FROM ${rows} AS x)
     SELECT n.failing, top.row_key, top.sample FROM n LEFT JOIN top ON TRUE ORDER BY ${outer}`;
 }
+
+/**
+ * Predicate of the rows whose (non-NULL) key is among the keys of the rows
+ * where `filter` holds: the rows a `unique` check must see when only the
+ * `filter` rows can have changed.
+ *
+ * @example
+ * ```ts
+ * import { keysInSql } from "./_check_sql.ts";
+ * keysInSql({ schema: "silver", table: "orders" }, ["order_id"], "t._bronze_run_id = 'r2'");
+ * // t."order_id" IN (SELECT t."order_id" FROM "silver"."orders" AS t WHERE ...)
+ * ```
+ */
+export function keysInSql(table: TableRef, columns: readonly string[], filter: string): string {
+  const key = columns.length === 1 ? col(columns[0]) : `row(${columns.map(col).join(", ")})`;
+  const noNull = columns.map((c) => `${col(c)} IS NOT NULL`).join(" AND ");
+  return `${key} IN (SELECT ${key} FROM ${qualified(table.schema, table.table)} AS t
+    WHERE (${filter}) AND ${noNull})`;
+}

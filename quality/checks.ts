@@ -21,7 +21,7 @@ import type { PipelineConfig } from "../core/config/mod.ts";
 import { formatDuration, parseDuration } from "../core/duration.ts";
 import type { Engine } from "../core/engine.ts";
 import { errorMessage } from "../core/errors.ts";
-import { literal, qualified } from "../core/quote.ts";
+import { ident, literal, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { DEFAULT_PAYLOAD_MAX_BYTES } from "../core/payload.ts";
 import { checkSql } from "../core/sql_guard.ts";
@@ -34,6 +34,7 @@ import {
   failingRowsSql,
   isNullSql,
   isTemporalType,
+  keysInSql,
   noMatchSql,
   notAcceptedSql,
   outOfRangeSql,
@@ -67,6 +68,31 @@ export interface CheckTarget {
   quarantine?: boolean;
   /** Columns shown as `***` in failing samples (the table's `mask`). */
   mask?: string[];
+  /**
+   * `quality.scope: changed` (see `quality/_scope.ts`): the rows row-level
+   * checks may be narrowed to. When set (even with no checks listed),
+   * row-level results carry `scope` and `rowsChecked`.
+   */
+  candidates?: CandidateRows;
+}
+
+/**
+ * Candidate rows of `quality.scope: changed`: SQL predicates over the
+ * checked table (alias `t`).
+ */
+export interface CandidateRows {
+  /**
+   * A query (the table's columns) of the rows the run wrote and the rows
+   * that failed any check last time. It holds every row that can fail a
+   * listed check; reading more rows than a check needs changes nothing,
+   * since each of them is a row of the table.
+   */
+  rows: string;
+  /**
+   * The checks that read only `rows`; the others read every row. Counts
+   * and totals still cover the whole table.
+   */
+  checks: ReadonlySet<string>;
 }
 
 /** Options of {@linkcode runChecks}. */
@@ -75,6 +101,31 @@ export interface RunChecksOptions {
   sampleSize?: number;
   /** The table's profile of this run, for drift checks; computed when missing. */
   profile?: TableProfile;
+  /**
+   * Filled with the SQL of each evaluated row-level check's failing rows
+   * (by check name), for `quality.scope: changed` to remember them.
+   */
+  failing?: Map<string, string>;
+  /**
+   * Filled with the temp tables of candidate rows the checks read (the
+   * `failing` SQL reads them): the caller drops them with
+   * {@linkcode dropTempTables} once done. Without it, `runChecks` does.
+   */
+  temps?: string[];
+}
+
+/**
+ * Drops temp tables that {@linkcode runChecks} left (`temps`).
+ *
+ * @example
+ * ```ts ignore
+ * const temps: string[] = [];
+ * await runChecks(ctx, target, { temps });
+ * await dropTempTables(ctx.db, temps);
+ * ```
+ */
+export async function dropTempTables(db: Engine, temps: readonly string[]): Promise<void> {
+  for (const t of temps) await db.run(`DROP TABLE IF EXISTS ${ident(t)}`);
 }
 
 /**
@@ -235,12 +286,72 @@ interface ScanCheck {
   index: number;
   spec: CheckSpec;
   filter: string;
+  /** The filter over the whole table when `filter` is narrowed to candidate rows. */
+  wide?: string;
+  /** The temp table of candidate rows a narrowed check reads instead of the table. */
+  from?: TableRef;
+  /** SQL that fills `from` (unique's rows of candidate keys), run before counting. */
+  build?: string;
   /** Predicate of a failing row; absent for checks that only count. */
   fail?: string;
   /** Column whose newest value is wanted (freshness). */
   newestOf?: string;
   /** Columns whose distinct combinations are counted (unique's fast path). */
   distinctOf?: string[];
+}
+
+/** Check types that `quality.scope: changed` may narrow to candidate rows. */
+const NARROWABLE: ReadonlySet<string> = new Set([
+  "not_null",
+  "accepted_values",
+  "range",
+  "regex",
+  "expression",
+  "unique",
+  "relationships",
+]);
+
+/** The temp table of a table's candidate rows (one target at a time). */
+const CANDIDATES = "_sluice_scope_rows";
+
+/**
+ * A check's row filter (`wide`, the same over the whole table) and, when
+ * the target lists it among the candidates' checks, the temp table it reads
+ * instead (`from`): the candidate rows, or for `unique` every row of a
+ * candidate row's key, gathered by `build`.
+ */
+function narrowed(
+  target: CheckTarget,
+  spec: CheckSpec,
+  ref: TableRef,
+  index: number,
+): { filter: string; wide?: string; from?: TableRef; build?: string } {
+  const wide = andAll([target.scope, spec.settings.where as string | undefined]);
+  if (!target.candidates?.checks.has(spec.name) || !NARROWABLE.has(spec.type)) {
+    return { filter: wide };
+  }
+  const rows: TableRef = { schema: "temp", table: CANDIDATES };
+  if (spec.type !== "unique") return { filter: wide, wide, from: rows };
+  const keys = `_sluice_scope_keys_${index}`;
+  return {
+    filter: wide,
+    wide,
+    from: { schema: "temp", table: keys },
+    build: `CREATE OR REPLACE TEMP TABLE ${ident(keys)} AS SELECT t.* FROM ${
+      qualified(ref.schema, ref.table)
+    } AS t WHERE ${keysInSql(rows, spec.columns, wide)}`,
+  };
+}
+
+/** A row-level result with the scope it was evaluated in (targets with `candidates`). */
+function scoped(
+  target: CheckTarget,
+  c: { spec: CheckSpec; from?: TableRef },
+  checked: number,
+  r: CheckResult,
+): CheckResult {
+  if (target.candidates === undefined || !NARROWABLE.has(c.spec.type)) return r;
+  return { ...r, scope: c.from === undefined ? "full" : "changed", rowsChecked: checked };
 }
 
 /**
@@ -279,7 +390,20 @@ export async function runChecks(
   const scan: ScanCheck[] = [];
   // unique scans on its own: a DISTINCT aggregate slows every aggregate of a shared scan.
   const alone: ScanCheck[] = [];
-  const separate: { index: number; spec: CheckSpec; filter: string }[] = [];
+  const separate: {
+    index: number;
+    spec: CheckSpec;
+    filter: string;
+    wide?: string;
+    from?: TableRef;
+  }[] = [];
+  const temps: string[] = [];
+  if (target.candidates !== undefined && target.candidates.checks.size > 0) {
+    await db.run(
+      `CREATE OR REPLACE TEMP TABLE ${ident(CANDIDATES)} AS ${target.candidates.rows}`,
+    );
+    temps.push(CANDIDATES);
+  }
   for (const [i, spec] of target.checks.entries()) {
     const r = base(target, spec);
     const missing = spec.columns.find((c) => !byName.has(c));
@@ -295,19 +419,28 @@ export async function runChecks(
       done(i, errored(r, refused));
       continue;
     }
-    const filter = andAll([target.scope, spec.settings.where as string | undefined]);
+    const { filter, wide, from, build } = narrowed(target, spec, ref, i);
     const column = spec.columns.length > 0 ? byName.get(spec.columns[0])! : undefined;
     const s = spec.settings;
     switch (spec.type) {
       case "not_null":
       case "null_ratio":
-        scan.push({ index: i, spec, filter, fail: isNullSql(column!.name) });
+        scan.push({
+          index: i,
+          spec,
+          filter,
+          wide,
+          from,
+          fail: isNullSql(column!.name),
+        });
         break;
       case "accepted_values":
         scan.push({
           index: i,
           spec,
           filter,
+          wide,
+          from,
           fail: notAcceptedSql(column!, s.values as (string | number | boolean)[]),
         });
         break;
@@ -334,6 +467,8 @@ export async function runChecks(
           index: i,
           spec,
           filter,
+          wide,
+          from,
           fail: outOfRangeSql(column!, {
             min: s.min as string | number | undefined,
             max: s.max as string | number | undefined,
@@ -352,17 +487,31 @@ export async function runChecks(
           done(i, errored(r, `pattern ${JSON.stringify(s.pattern)} is not a valid RE2 expression`));
           break;
         }
-        scan.push({ index: i, spec, filter, fail: noMatchSql(column!.name, String(s.pattern)) });
+        scan.push({
+          index: i,
+          spec,
+          filter,
+          wide,
+          from,
+          fail: noMatchSql(column!.name, String(s.pattern)),
+        });
         break;
       }
       case "expression":
-        scan.push({ index: i, spec, filter, fail: expressionFailsSql(String(s.sql)) });
+        scan.push({
+          index: i,
+          spec,
+          filter,
+          wide,
+          from,
+          fail: expressionFailsSql(String(s.sql)),
+        });
         break;
       case "row_count":
         scan.push({ index: i, spec, filter });
         break;
       case "unique":
-        alone.push({ index: i, spec, filter, distinctOf: spec.columns });
+        alone.push({ index: i, spec, filter, wide, from, build, distinctOf: spec.columns });
         break;
       case "freshness":
         if (!isTemporalType(column!.type) || /^TIME(?!STAMP)/i.test(column!.type)) {
@@ -378,7 +527,7 @@ export async function runChecks(
         scan.push({ index: i, spec, filter, newestOf: column!.name });
         break;
       default:
-        separate.push({ index: i, spec, filter });
+        separate.push({ index: i, spec, filter, wide, from });
     }
   }
 
@@ -389,7 +538,7 @@ export async function runChecks(
   if (scan.length > 0) {
     let combined: ScanCount[] | undefined;
     try {
-      combined = await scanCounts(db, ref, target.scope, scan);
+      combined = await scanAll(db, ref, target.scope, scan);
     } catch (e) {
       if (!(await transactionAlive(db))) {
         // Built-in checks validate their inputs first: blame the user SQL.
@@ -408,8 +557,21 @@ export async function runChecks(
       if (results[c.index] !== undefined) continue;
       const r = base(target, c.spec);
       try {
-        const counts = combined?.[j] ?? (await scanCounts(db, ref, target.scope, [c]))[0];
-        done(c.index, await judgeScan(ctx, target, c, counts, { sampleSize, ref, byName }));
+        const counts = combined?.[j] ?? (await scanAll(db, ref, target.scope, [c]))[0];
+        done(
+          c.index,
+          scoped(
+            target,
+            c,
+            counts.checked,
+            await judgeScan(ctx, target, c, counts, {
+              sampleSize,
+              ref,
+              byName,
+              failing: options.failing,
+            }),
+          ),
+        );
       } catch (e) {
         done(c.index, await sqlError(db, r, e));
       }
@@ -423,8 +585,25 @@ export async function runChecks(
       continue;
     }
     try {
-      const [counts] = await scanCounts(db, ref, target.scope, [c]);
-      done(c.index, await judgeScan(ctx, target, c, counts, { sampleSize, ref, byName }));
+      if (c.build !== undefined) {
+        await db.run(c.build);
+        temps.push(c.from!.table);
+      }
+      const [counts] = await scanAll(db, ref, target.scope, [c]);
+      done(
+        c.index,
+        scoped(
+          target,
+          c,
+          counts.checked,
+          await judgeScan(ctx, target, c, counts, {
+            sampleSize,
+            ref,
+            byName,
+            failing: options.failing,
+          }),
+        ),
+      );
     } catch (e) {
       done(c.index, await sqlError(db, r, e));
     }
@@ -439,18 +618,60 @@ export async function runChecks(
     try {
       done(
         c.index,
-        await runSeparate(ctx, target, c, byName, { sampleSize, ref, profile: options.profile }),
+        await runSeparate(ctx, target, c, byName, {
+          sampleSize,
+          ref,
+          profile: options.profile,
+          failing: options.failing,
+        }),
       );
     } catch (e) {
       done(c.index, await sqlError(db, r, e));
     }
   }
+  if (options.temps) options.temps.push(...temps);
+  else await dropTempTables(db, temps);
   return results as CheckResult[];
+}
+
+/**
+ * Counts of the shared scan. Checks narrowed to candidate rows are counted
+ * on their temp table of those rows (one scan per temp table), their totals
+ * and the other checks on the whole table (one scan).
+ */
+async function scanAll(
+  db: Engine,
+  ref: TableRef,
+  scope: string | undefined,
+  checks: ScanCheck[],
+): Promise<ScanCount[]> {
+  const narrow = checks.filter((c) => c.from !== undefined);
+  if (narrow.length === 0) return await scanCounts(db, ref, scope, checks);
+  const rest = checks.filter((c) => c.from === undefined);
+  const totals: ScanCheck[] = narrow.map((c) => ({
+    index: c.index,
+    spec: c.spec,
+    filter: c.wide!,
+  }));
+  const whole = await scanCounts(db, ref, scope, [...rest, ...totals]);
+  const part = new Map<ScanCheck, ScanCount>();
+  for (const from of new Set(narrow.map((c) => c.from!.table))) {
+    const group = narrow.filter((c) => c.from!.table === from);
+    const counts = await scanCounts(db, group[0].from!, scope, group);
+    group.forEach((c, k) => part.set(c, counts[k]));
+  }
+  return checks.map((c) => {
+    const r = rest.indexOf(c);
+    if (r >= 0) return whole[r];
+    return { ...part.get(c)!, total: whole[rest.length + narrow.indexOf(c)].total };
+  });
 }
 
 interface ScanCount {
   total: number;
   failing: number;
+  /** Rows the check read (its candidate rows when narrowed, else `total`). */
+  checked: number;
   newest: number | null;
   /** Rows with no NULL in `distinctOf`, and their distinct combinations. */
   keyed?: number;
@@ -493,6 +714,7 @@ async function scanCounts(
   const row = await db.one(sql);
   return checks.map((c, j) => ({
     total: Number(row?.[`total_${j}`] ?? 0),
+    checked: Number(row?.[`total_${j}`] ?? 0),
     failing: Number(row?.[`failing_${j}`] ?? 0),
     newest: row?.[`newest_${j}`] == null ? null : Number(row[`newest_${j}`]),
     ...(c.distinctOf
@@ -584,13 +806,26 @@ async function judgeScan(
   target: CheckTarget,
   c: ScanCheck,
   counts: ScanCount,
-  options: { sampleSize: number; ref: TableRef; byName: Map<string, ColumnInfo> },
+  options: {
+    sampleSize: number;
+    ref: TableRef;
+    byName: Map<string, ColumnInfo>;
+    failing?: Map<string, string>;
+  },
 ): Promise<CheckResult> {
   const spec = c.spec;
   const s = spec.settings;
   const r = base(target, spec);
   const keys = sampleKeys(target, spec, new Set(options.byName.keys()));
-  const failing = c.fail ? failingRowsSql(options.ref, c.filter, c.fail) : "";
+  // A narrowed check reads its candidate rows.
+  const from = c.from ?? options.ref;
+  const failing = c.fail ? failingRowsSql(from, c.filter, c.fail) : "";
+  if (NARROWABLE.has(spec.type)) {
+    options.failing?.set(
+      spec.name,
+      spec.type === "unique" ? uniqueFailingSql(from, spec.columns, c.filter) : failing,
+    );
+  }
   if (spec.type === "null_ratio") {
     const max = Number(s.max);
     const ratio = counts.total === 0 ? 0 : counts.failing / counts.total;
@@ -616,12 +851,12 @@ async function judgeScan(
     let failing = 0;
     if (counts.distinct !== counts.keyed) {
       const exact = await ctx.db.one<{ failing: number }>(
-        uniqueCountSql(options.ref, spec.columns, c.filter),
+        uniqueCountSql(from, spec.columns, c.filter),
       );
       failing = Number(exact?.failing ?? 0);
     }
     return await judgeRows(ctx, target, spec, { total: counts.total, failing }, {
-      failing: uniqueFailingSql(options.ref, spec.columns, c.filter),
+      failing: uniqueFailingSql(from, spec.columns, c.filter),
       keys: keys.length > 0 ? keys : spec.columns,
       sampleSize: options.sampleSize,
     });
@@ -719,9 +954,14 @@ function judgeFreshness(
 async function runSeparate(
   ctx: RunContext,
   target: CheckTarget,
-  c: { spec: CheckSpec; filter: string },
+  c: { spec: CheckSpec; filter: string; wide?: string; from?: TableRef },
   byName: Map<string, ColumnInfo>,
-  options: { sampleSize: number; ref: TableRef; profile?: TableProfile },
+  options: {
+    sampleSize: number;
+    ref: TableRef;
+    profile?: TableProfile;
+    failing?: Map<string, string>;
+  },
 ): Promise<CheckResult> {
   const { spec, filter } = c;
   const r = base(target, spec);
@@ -737,19 +977,27 @@ async function runSeparate(
     const field = targetCols.find((x) => x.name === fieldName);
     if (!field) return errored(r, `column "${fieldName}" is not in ${to.schema}.${to.table}`);
     const column = byName.get(spec.columns[0])!;
-    const total = await db.one<{ n: number }>(
-      `SELECT count(*)::BIGINT AS n FROM ${qualified(options.ref.schema, options.ref.table)} AS t
-       WHERE ${filter}`,
+    const table = qualified(options.ref.schema, options.ref.table);
+    const from = c.from ?? options.ref;
+    const total = await db.one<{ n: number; checked: number }>(
+      c.from === undefined
+        ? `SELECT count(*)::BIGINT AS n, count(*)::BIGINT AS checked FROM ${table} AS t
+           WHERE ${filter}`
+        : `SELECT (SELECT count(*) FROM ${table} AS t WHERE ${c.wide})::BIGINT AS n,
+             (SELECT count(*) FROM ${qualified(from.schema, from.table)} AS t
+              WHERE ${filter})::BIGINT AS checked`,
     );
+    const orphans = relationshipsFailingSql(from, column, to, field, filter);
+    options.failing?.set(spec.name, orphans);
     // One anti-join counts the orphans and keeps the sample.
     const found = await countAndSample(
       db,
-      relationshipsFailingSql(options.ref, column, to, field, filter),
+      orphans,
       keys,
       options.sampleSize,
       { mask: target.mask, maxBytes: payloadMaxBytes(ctx) },
     );
-    return await judgeRows(ctx, target, spec, {
+    const judged = await judgeRows(ctx, target, spec, {
       total: Number(total?.n ?? 0),
       failing: found.failing,
     }, {
@@ -758,6 +1006,7 @@ async function runSeparate(
       sampleSize: options.sampleSize,
       detail: ` (${column.name} not in ${to.schema}.${to.table}.${field.name})`,
     });
+    return scoped(target, c, Number(total?.checked ?? 0), judged);
   }
   if (spec.type === "drift") {
     return await judgeDrift(ctx, target, spec, options.profile);

@@ -22,9 +22,15 @@ import {
   type CheckResult,
   type CheckTarget,
   checkTargets,
+  dropTempTables,
   type Layer,
   runChecks,
+  tableColumns,
 } from "./checks.ts";
+import { ensureCheckState, forgetCheckState, planScope, saveCheckState } from "./_scope.ts";
+import type { SilverWrite } from "./types.ts";
+
+export type { SilverWrite } from "./types.ts";
 import { observeCheckResults, observeProfiles } from "./events.ts";
 import { recordCheckResults, recordProfiles } from "./history.ts";
 import { profileTable, type TableProfile } from "./profile.ts";
@@ -68,6 +74,24 @@ export interface AuditOptions {
    * quarantine budget (`max_quarantine`, see {@linkcode quarantineBudget}).
    */
   silverResults?: readonly TableResult[];
+  /**
+   * Silver, `quality.scope: changed`: what the silver stage did to each
+   * table it wrote in this run (a table not listed was not written). With
+   * it, row-level checks read only the rows the run wrote and the rows that
+   * failed them last time (see `quality/_scope.ts`); without it, every row.
+   * Either way a silver audit of batch `run` keeps the failing rows for the
+   * next run, in the caller's transaction.
+   */
+  silverWrites?: readonly SilverWrite[];
+}
+
+/** How a silver table was checked, for the `layer_audited` event. */
+interface TableScope {
+  table: string;
+  scope: "changed" | "full";
+  rows_checked: number;
+  /** Why checks were read in full, by check name (scope `changed` asked for). */
+  full?: Record<string, string>;
 }
 
 /** The tables of a layer, as the config declares them. */
@@ -151,11 +175,40 @@ export async function auditLayer(
 
   const results: CheckResult[] = [];
   const sampleSize = settings.sample_size;
+  // Silver checks of a run keep their failing rows for `quality.scope: changed`.
+  const keepState = layer === "silver" && batch === "run" && settings.scope !== "full";
+  if (layer === "silver" && batch === "run" && !keepState) await forgetCheckState(ctx.db);
+  if (keepState && !doChecks) await forgetCheckState(ctx.db);
+  if (keepState && doChecks) await ensureCheckState(ctx.db);
+  const scopes: TableScope[] = [];
   for (const t of targets) {
     const profile = profiles.find((p) => p.table === t.table && !t.quarantine);
-    const found = await runChecks(ctx, t, { sampleSize, profile });
+    const tracked = keepState && !t.quarantine;
+    const columns = tracked ? await tableColumns(ctx.db, t) : [];
+    const plan = !tracked ? undefined : options.silverWrites === undefined
+      ? {
+        candidates: { rows: "", checks: new Set<string>() },
+        full: new Map([["*", "no change set"]]),
+      }
+      : await planScope(ctx, t.table, { checks: t.checks, columns, writes: options.silverWrites });
+    if (plan !== undefined) t.candidates = plan.candidates;
+    const failing = new Map<string, string>();
+    const temps: string[] = [];
+    const found = await runChecks(ctx, t, { sampleSize, profile, failing, temps });
     results.push(...found);
     if (found.some((r) => r.aborted)) break;
+    if (plan !== undefined) {
+      await saveCheckState(ctx, t.table, { checks: t.checks, columns, results: found, failing });
+    }
+    await dropTempTables(ctx.db, temps);
+    if (plan === undefined) continue;
+    const scoped = found.filter((r) => r.scope !== undefined);
+    scopes.push({
+      table: t.table,
+      scope: scoped.some((r) => r.scope === "changed") ? "changed" : "full",
+      rows_checked: Math.max(0, ...scoped.map((r) => r.rowsChecked ?? 0)),
+      ...(plan.full.size > 0 ? { full: Object.fromEntries(plan.full) } : {}),
+    });
   }
   if (layer === "silver" && options.silverResults && doChecks) {
     results.push(...await quarantineBudget(ctx, options.silverResults));
@@ -171,6 +224,7 @@ export async function auditLayer(
       failed: results.filter((r) => r.status === "fail").length,
       errored: results.filter((r) => r.status === "error").length,
       tables_profiled: profiles.length,
+      ...(scopes.length > 0 ? { scopes } : {}),
       duration_ms: Math.round(durationMs),
     });
   }

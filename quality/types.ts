@@ -54,4 +54,31 @@ export interface CheckResult {
    * transaction (only possible with user SQL such as `expression`).
    */
   aborted?: boolean;
+  /**
+   * Silver checks of `sluice run`: `changed` when the check read only the
+   * rows the run wrote and the rows that failed it last time (its figures
+   * still cover the whole table), `full` when it read every row.
+   */
+  scope?: "changed" | "full";
+  /** With `scope`: the rows the check evaluated row by row. */
+  rowsChecked?: number;
+}
+
+/**
+ * What the silver stage did to one table in this run (a table it did not
+ * write is not listed).
+ *
+ * @example
+ * ```ts
+ * import type { SilverWrite } from "./types.ts";
+ * const write: SilverWrite = { table: "orders", rebuilt: false, retracted: false };
+ * ```
+ */
+export interface SilverWrite {
+  /** Silver table name. */
+  table: string;
+  /** Built from scratch: a first build or a full refresh. */
+  rebuilt: boolean;
+  /** Rows of re-sent or retracted files were taken out (and older versions restored). */
+  retracted: boolean;
 }

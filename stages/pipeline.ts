@@ -31,6 +31,7 @@ import {
   type LayerAudit,
   qualityGateError,
   recordAudits,
+  type SilverWrite,
   stagedEngine,
 } from "../quality/gate.ts";
 import {
@@ -341,7 +342,12 @@ async function buildAndAudit(
           const audit = await auditLayer(
             staged,
             layer,
-            layer === "silver" ? { silverResults: built[built.length - 1].tables } : {},
+            layer === "silver"
+              ? {
+                silverResults: built[built.length - 1].tables,
+                silverWrites: silverWrites(stagedSilver),
+              }
+              : {},
           );
           audits.push(audit);
           const failed = gateFailures(audit.results);
@@ -392,6 +398,15 @@ async function buildAndAudit(
     tables_profiled: audits.reduce((n, a) => n + a.profiles.length, 0),
   });
   await finishStages();
+}
+
+/** What silver wrote per table, for `quality.scope: changed` (see `quality/gate.ts`). */
+function silverWrites(staged: readonly StagedSilverTable[] | undefined): SilverWrite[] | undefined {
+  return staged?.map((s) => ({
+    table: s.name,
+    rebuilt: !s.exists || s.fullRefresh,
+    retracted: s.stale !== undefined,
+  }));
 }
 
 /** After a rollback: stores the failed run's audits and quarantine rows. */

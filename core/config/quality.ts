@@ -583,6 +583,7 @@ const qualitySchema: z.ZodObject<
     sample_size: z.ZodDefault<z.ZodNumber>;
     quarantine_retention: z.ZodOptional<typeof QuarantineRetentionSchema>;
     payload_max_bytes: z.ZodOptional<z.ZodNumber>;
+    scope: z.ZodOptional<z.ZodEnum<{ changed: "changed"; full: "full" }>>;
   },
   z.core.$strict
 > = z.strictObject({
@@ -602,6 +603,11 @@ const qualitySchema: z.ZodObject<
     "Largest copy of a raw row in failing samples, `dlq list` and the report; longer copies " +
       "are cut and say `[capped: N bytes]` (the DLQ and quarantine tables keep it whole). " +
       "Default 16384.",
+  ),
+  scope: z.enum(["changed", "full"]).optional().describe(
+    "Which silver rows `sluice run` checks: `changed` (the rows the run wrote plus the rows that " +
+      "failed each check last time; the results equal a full check, and a table or check that " +
+      "cannot be proven so is checked in full) or `full` (every row). Default `changed`.",
   ),
 });
 
