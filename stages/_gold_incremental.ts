@@ -20,7 +20,7 @@
 import type { GoldModelConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { EngineError } from "../core/errors.ts";
-import { literal } from "../core/quote.ts";
+import { ident, literal } from "../core/quote.ts";
 
 type Node = Record<string, unknown>;
 
@@ -261,4 +261,41 @@ export async function keySql(db: Engine, exprs: Node[], delta: string): Promise<
     `SELECT json_deserialize_sql(${literal(JSON.stringify(base))}::JSON) AS s`,
   );
   return row!.s;
+}
+
+/**
+ * A silver table's rows that can reach the affected keys: the table
+ * filtered to the rows whose key expressions (over its columns) match a row
+ * of `affected` (`IS NOT DISTINCT FROM`, so a NULL key matches a NULL key).
+ * A safe model reads each silver table once with INNER joins and computes
+ * its key from one table's columns, so the output rows of an affected key
+ * come only from such rows: reading the filtered table instead of the whole
+ * one gives the same rows for those keys.
+ *
+ * @example
+ * ```ts ignore
+ * const sql = await affectedRowsSql(db, plan.keyExprs.get("orders")!, {
+ *   table: 'silver."orders"', affected: '"_gold_keys_clv"', keys: ["customer_id"],
+ * });
+ * ```
+ */
+export async function affectedRowsSql(
+  db: Engine,
+  exprs: Node[],
+  o: { table: string; affected: string; keys: string[] },
+): Promise<string> {
+  const base = await parse(db, `SELECT * FROM ${o.table}`);
+  const stmt = (base.statements as Node[])[0].node as Node;
+  const star = (stmt.select_list as Node[])[0];
+  const marks = o.keys.map((_, i) => `__sluice_k${i}`);
+  stmt.select_list = [
+    star,
+    ...exprs.map((e, i) => ({ ...structuredClone(e), alias: marks[i] })),
+  ];
+  const row = await db.one<{ s: string }>(
+    `SELECT json_deserialize_sql(${literal(JSON.stringify(base))}::JSON) AS s`,
+  );
+  const on = o.keys.map((k, i) => `__a.${ident(k)} IS NOT DISTINCT FROM __x.${marks[i]}`);
+  return `SELECT * EXCLUDE (${marks.join(", ")}) FROM (${row!.s}) AS __x
+    SEMI JOIN ${o.affected} AS __a ON ${on.join(" AND ")}`;
 }

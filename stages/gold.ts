@@ -20,7 +20,7 @@ import {
 import { ident, literal, qualified } from "../core/quote.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 import { checkSql, guardSql, sqlPosition } from "../core/sql_guard.ts";
-import { keySql, modelKeys, planIncremental } from "./_gold_incremental.ts";
+import { affectedRowsSql, keySql, modelKeys, planIncremental } from "./_gold_incremental.ts";
 import type { SilverChange } from "./silver.ts";
 import { tableColumns } from "./_catalog.ts";
 
@@ -250,6 +250,8 @@ interface Build {
   /** Temp table (quoted) of the affected keys, for `incremental`. */
   affected?: string;
   keys?: string[];
+  /** Silver table → its key expressions: the tables read only at the affected keys. */
+  inputs?: Map<string, Record<string, unknown>[]>;
 }
 
 async function ensureGoldState(db: Engine): Promise<void> {
@@ -322,7 +324,13 @@ async function chooseBuild(ctx: RunContext, m: PlannedModel, options: GoldOption
       parts.join(" UNION ALL ")
     })`,
   );
-  return { how: "incremental", reason: "silver changed", affected, keys: plan.keys };
+  return {
+    how: "incremental",
+    reason: "silver changed",
+    affected,
+    keys: plan.keys,
+    inputs: plan.keyExprs,
+  };
 }
 
 /** Builds one model as {@linkcode chooseBuild} decided; returns the keys replaced (incremental). */
@@ -339,9 +347,27 @@ async function buildModel(ctx: RunContext, m: PlannedModel, build: Build): Promi
       keys.map((k) => `a.${ident(k)} IS NOT DISTINCT FROM ${alias}.${ident(k)}`).join(" AND ")
     })`;
   await ctx.db.run(`DELETE FROM ${target} AS g WHERE ${match("g")}`);
-  await ctx.db.run(
-    `INSERT INTO ${target} BY NAME SELECT * FROM (${m.model.sql}) AS m WHERE ${match("m")}`,
-  );
+  // The silver tables the key comes from, shadowed by temp views of their
+  // rows at the affected keys: the model reads those instead of the whole
+  // tables (the outer filter keeps the result right if it names them
+  // schema-qualified).
+  const views: string[] = [];
+  try {
+    for (const [t, exprs] of build.inputs ?? []) {
+      const rows = await affectedRowsSql(ctx.db, exprs, {
+        table: qualified("silver", t),
+        affected: build.affected!,
+        keys,
+      });
+      await ctx.db.run(`CREATE OR REPLACE TEMP VIEW ${ident(t)} AS ${rows}`);
+      views.push(t);
+    }
+    await ctx.db.run(
+      `INSERT INTO ${target} BY NAME SELECT * FROM (${m.model.sql}) AS m WHERE ${match("m")}`,
+    );
+  } finally {
+    for (const t of views) await ctx.db.run(`DROP VIEW IF EXISTS temp.main.${ident(t)}`);
+  }
   const n = (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${build.affected}`))?.n;
   await ctx.db.run(`DROP TABLE IF EXISTS ${build.affected}`);
   return Number(n ?? 0);
