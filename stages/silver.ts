@@ -408,11 +408,18 @@ async function stageSilverTable(
     `src._run_id NOT IN (SELECT bronze_run_id FROM _sluice.silver_progress WHERE table_name = ${
       literal(name)
     })`;
-  const pending = table.mode === "replace" || fullRefresh ? "TRUE" : unprocessed;
   const bronzeRuns = await db.all<{ r: string } & Record<string, unknown>>(
     `SELECT DISTINCT _run_id AS r FROM bronze.${ident(table.from)} AS src
      WHERE ${fullRefresh ? "TRUE" : unprocessed}`,
   );
+  // The unprocessed bronze runs as a list: a filter DuckDB can check against
+  // each row group's min/max (run ids grow with time), not an anti-join over
+  // all of bronze.
+  const pending = table.mode === "replace" || fullRefresh
+    ? "TRUE"
+    : bronzeRuns.length === 0
+    ? "FALSE"
+    : `src._run_id IN (${bronzeRuns.map((b) => literal(String(b.r))).join(", ")})`;
   const exists = (await db.one(
     `SELECT 1 AS x FROM duckdb_tables() WHERE schema_name = 'silver' AND table_name = $t`,
     { t: name },
