@@ -117,20 +117,22 @@ export async function readColumnStats(
   const hasOwn = await tableExists(db, "_sluice", "column_stats");
   const hasProfiles = await tableExists(db, "_sluice", "profiles");
   if (!hasOwn && !hasProfiles) return [];
-  const ids = `[${options.runIds.map(literal).join(", ")}]`;
+  // `run_id IN (...)`, not `list_contains([...], run_id)`: DuckDB pushes an IN
+  // list into the scan, and this runs at the end of every run (no-op ones too).
+  const ids = `(${options.runIds.map(literal).join(", ")})`;
   const parts: string[] = [];
   if (hasProfiles) {
     parts.push(
       `SELECT run_id, layer, table_name, column_name, column_type, row_count, null_count,
          null_ratio, distinct_approx, 0 AS pref
-       FROM _sluice.profiles WHERE list_contains(${ids}, run_id)`,
+       FROM _sluice.profiles WHERE run_id IN ${ids}`,
     );
   }
   if (hasOwn) {
     parts.push(
       `SELECT run_id, layer, table_name, column_name, column_type, row_count, null_count,
          null_ratio, distinct_approx, 1 AS pref
-       FROM _sluice.column_stats WHERE list_contains(${ids}, run_id)`,
+       FROM _sluice.column_stats WHERE run_id IN ${ids}`,
     );
   }
   return await db.all<ColumnStat & Record<string, unknown>>(

@@ -5,8 +5,17 @@
  */
 import type { RunSummary } from "../core/run_context.ts";
 
+/**
+ * `x` with thousands separators, as `toLocaleString("en-US")` writes it.
+ * Integers are grouped by hand: the first `toLocaleString` of a process loads
+ * ICU's number formatting, about 18 ms paid by every run, no-op runs included.
+ */
 function n(x: number): string {
-  return x.toLocaleString("en-US");
+  if (!Number.isSafeInteger(x)) return x.toLocaleString("en-US");
+  const digits = String(Math.abs(x));
+  let grouped = digits.slice(0, ((digits.length - 1) % 3) + 1);
+  for (let i = grouped.length; i < digits.length; i += 3) grouped += `,${digits.slice(i, i + 3)}`;
+  return x < 0 || Object.is(x, -0) ? `-${grouped}` : grouped;
 }
 
 /**

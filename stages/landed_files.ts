@@ -189,10 +189,20 @@ export async function missingFiles(
   ctx: Pick<RunContext, "db" | "config">,
   source: string,
 ): Promise<string[]> {
-  const present = await presentFiles(ctx.config, source);
-  const landed = (await manifestRows(ctx.db, [source])).filter((r) => r.status === "ingested");
-  return landed.filter((r) => !present.has(absoluteFile(ctx.config, source, r.path)))
-    .map((r) => r.path);
+  return missingOf(ctx.config, source, await manifestRows(ctx.db, [source]));
+}
+
+/** The `ingested` rows of `source` among `rows` whose file is gone from its folder. */
+async function missingOf(
+  config: PipelineConfig,
+  source: string,
+  rows: readonly ManifestRow[],
+): Promise<string[]> {
+  const present = await presentFiles(config, source);
+  return rows.filter((r) =>
+    r.source === source && r.status === "ingested" &&
+    !present.has(absoluteFile(config, source, r.path))
+  ).map((r) => r.path);
 }
 
 /**
@@ -232,8 +242,11 @@ export async function checkMissingFiles(
     stage: "extract",
   });
   const out: MissingFiles = { missing: {}, retract: {} };
-  for (const source of chosenSources(ctx.config, options.sources)) {
-    const gone = await missingFiles(ctx, source);
+  const sources = chosenSources(ctx.config, options.sources);
+  // One manifest read for every source: this runs in every run, no-op ones too.
+  const rows = await manifestRows(ctx.db, sources);
+  for (const source of sources) {
+    const gone = await missingOf(ctx.config, source, rows);
     if (gone.length === 0) continue;
     out.missing[source] = gone;
     const policy = ctx.config.sources[source].on_missing ?? "keep";
