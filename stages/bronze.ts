@@ -943,17 +943,38 @@ async function landFiles(
     rejectedPerFile: new Map(),
     numbered: readerNumbers,
   };
-  if (csv) {
-    const exists = await db.one(
-      `SELECT 1 AS x FROM duckdb_tables() WHERE temporary AND table_name = $t`,
-      { t: rejects.table },
-    );
-    if (exists) {
-      await ensureRejects(db, name);
-      const paths = files.map((f) => `(${literal(f.path)}, ${literal(fileKey(f))})`).join(", ");
-      const skip = (source.options?.skip ?? 0) + (source.options?.header === false ? 0 : 1);
-      await db.run(
-        `INSERT INTO ${qualified("bronze", rejectsTable(name))}
+  if (csv) await keepCsvRejects(ctx, name, { source, files, rejects, ingestedAt, out });
+  return out;
+}
+
+/**
+ * Copies DuckDB's CSV rejects of this landing (if any) to
+ * `bronze.<source>__rejects`, one row per bad line with the file's
+ * relative path, and counts them per file into `out`.
+ */
+async function keepCsvRejects(
+  ctx: RunContext,
+  name: string,
+  o: {
+    source: SourceConfig;
+    files: FileFingerprint[];
+    rejects: { table: string; scan: string };
+    ingestedAt: string;
+    out: Landed;
+  },
+): Promise<void> {
+  const { source, files, rejects, ingestedAt, out } = o;
+  const db = ctx.db;
+  const exists = await db.one(
+    `SELECT 1 AS x FROM duckdb_tables() WHERE temporary AND table_name = $t`,
+    { t: rejects.table },
+  );
+  if (exists) {
+    await ensureRejects(db, name);
+    const paths = files.map((f) => `(${literal(f.path)}, ${literal(fileKey(f))})`).join(", ");
+    const skip = (source.options?.skip ?? 0) + (source.options?.header === false ? 0 : 1);
+    await db.run(
+      `INSERT INTO ${qualified("bronze", rejectsTable(name))}
          SELECT m.rel, e.line - ${literal(skip)}, e.line, min(e.line_byte_position),
            string_agg(DISTINCT e.error_type || ': ' || e.error_message || CASE
              WHEN e.error_type = 'LINE SIZE OVER MAXIMUM'
@@ -964,21 +985,19 @@ async function landFiles(
          JOIN temp.${rawIdent(rejects.scan)} AS s USING (scan_id, file_id)
          JOIN (VALUES ${paths}) AS m(path, rel) ON m.path = s.file_path
          GROUP BY m.rel, e.line`,
-      );
-      const counts = await db.all<{ f: string; n: number }>(
-        `SELECT file AS f, count(*)::INTEGER AS n FROM ${qualified("bronze", rejectsTable(name))}
+    );
+    const counts = await db.all<{ f: string; n: number }>(
+      `SELECT file AS f, count(*)::INTEGER AS n FROM ${qualified("bronze", rejectsTable(name))}
          WHERE _run_id = $run GROUP BY 1`,
-        { run: ctx.runId },
-      );
-      for (const c of counts) {
-        out.rejectedPerFile.set(c.f, c.n);
-        out.rejected += c.n;
-      }
-      await db.run(`DROP TABLE IF EXISTS temp.${rawIdent(rejects.table)}`);
-      await db.run(`DROP TABLE IF EXISTS temp.${rawIdent(rejects.scan)}`);
+      { run: ctx.runId },
+    );
+    for (const c of counts) {
+      out.rejectedPerFile.set(c.f, c.n);
+      out.rejected += c.n;
     }
+    await db.run(`DROP TABLE IF EXISTS temp.${rawIdent(rejects.table)}`);
+    await db.run(`DROP TABLE IF EXISTS temp.${rawIdent(rejects.scan)}`);
   }
-  return out;
 }
 
 /** The JSONPath of a top-level key, e.g. `$."Title"`. */

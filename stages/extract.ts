@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { getLogger } from "@logtape/logtape";
+import { getLogger, type Logger } from "@logtape/logtape";
 import type { SourceConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { SourceError } from "../core/errors.ts";
@@ -106,89 +106,12 @@ export async function extract(
       ignored: [],
     };
     for (const fp of await statAll(files, source.path)) {
-      const path = fp.path;
-      const prev = known.get(fp.rel!);
-      if (prev && prev.size === fp.size && prev.mtime_ms === fp.mtimeMs) {
-        sp.unchanged++;
-        continue;
-      }
-      if (fp.size === 0) {
-        if (source.on_empty === "fail") {
-          throw new SourceError(`Cannot load source "${name}": file ${fp.rel} is empty`, {
-            context: { source: name, file: fp.rel },
-          });
-        }
-        fp.sha256 = await hashFile(path);
-        if (prev) sp.ignored.push(path);
-        else sp.emptySkipped.push(fp);
-        log.warn("file is empty, skipped", { event: "file_skipped", source: name, file: path });
-        continue;
-      }
-      if (!prev) {
-        // Nothing to compare with: hashed in the background while bronze lands it.
-        sp.newFiles.push(fp);
-        continue;
-      }
-      fp.sha256 = await hashFile(path);
-      if (prev.sha256 === fp.sha256) {
-        sp.unchanged++; // touched but identical content
-        continue;
-      }
-      if (prev.status === "retracted") {
-        // A retracted file sent again with other content is a new version: it
-        // lands whatever on_change says (its earlier rows are gone already).
-        log.info("retracted file is back with new content, landing it", {
-          event: "file_returned",
-          source: name,
-          file: fp.rel,
-        });
-        sp.reingest.push(fp);
-        continue;
-      }
-      if (source.on_change === "fail") {
-        throw new SourceError(
-          `Cannot load source "${name}": file ${fp.rel} changed since it was ingested ` +
-            `(${changeDetail(prev, fp)}); set on_change: reingest or ignore`,
-          { context: { source: name, file: fp.rel } },
-        );
-      }
-      if (source.on_change === "ignore") {
-        sp.ignored.push(path);
-        log.warn("file changed since ingestion, ignored", {
-          event: "file_changed",
-          source: name,
-          file: path,
-          policy: "ignore",
-        });
-        continue;
-      }
-      log.warn("file changed since ingestion, re-landing it", {
-        event: "file_changed",
-        source: name,
-        file: path,
-        policy: "reingest",
-      });
-      sp.reingest.push(fp);
+      await planFile(log, { name, source, fp, prev: known.get(fp.rel!), sp });
     }
     hashInBackground(sp.newFiles);
     plan.sources.push(sp);
     const found = files.length;
-    result.tables.push({
-      layer: "extract",
-      table: name,
-      rowsIn: found,
-      passed: sp.newFiles.length + sp.reingest.length,
-      quarantined: 0,
-      duplicates: sp.unchanged + sp.ignored.length + sp.emptySkipped.length,
-      details: {
-        unit: "files",
-        new: sp.newFiles.length,
-        reingest: sp.reingest.length,
-        unchanged: sp.unchanged,
-        ignored: sp.ignored.length,
-        empty_skipped: sp.emptySkipped.length,
-      },
-    });
+    result.tables.push(extractTable(name, sp, found));
     log.info("source scanned", {
       event: "source_scanned",
       source: name,
@@ -210,6 +133,105 @@ export async function extract(
   }
   result.durationMs = performance.now() - started;
   return { plan, result };
+}
+
+/** The extract stage's accounting of one source: files found, to land, and skipped. */
+function extractTable(name: string, sp: SourcePlan, found: number): StageResult["tables"][number] {
+  return {
+    layer: "extract",
+    table: name,
+    rowsIn: found,
+    passed: sp.newFiles.length + sp.reingest.length,
+    quarantined: 0,
+    duplicates: sp.unchanged + sp.ignored.length + sp.emptySkipped.length,
+    details: {
+      unit: "files",
+      new: sp.newFiles.length,
+      reingest: sp.reingest.length,
+      unchanged: sp.unchanged,
+      ignored: sp.ignored.length,
+      empty_skipped: sp.emptySkipped.length,
+    },
+  };
+}
+
+/**
+ * Decides what happens to one scanned file (skip, land, re-land or fail),
+ * recording it in the source's plan `sp`.
+ */
+async function planFile(
+  log: Logger,
+  o: {
+    name: string;
+    source: SourceConfig;
+    fp: FileFingerprint;
+    prev?: ManifestRow;
+    sp: SourcePlan;
+  },
+): Promise<void> {
+  const { name, source, fp, prev, sp } = o;
+  const path = fp.path;
+  if (prev && prev.size === fp.size && prev.mtime_ms === fp.mtimeMs) {
+    sp.unchanged++;
+    return;
+  }
+  if (fp.size === 0) {
+    if (source.on_empty === "fail") {
+      throw new SourceError(`Cannot load source "${name}": file ${fp.rel} is empty`, {
+        context: { source: name, file: fp.rel },
+      });
+    }
+    fp.sha256 = await hashFile(path);
+    if (prev) sp.ignored.push(path);
+    else sp.emptySkipped.push(fp);
+    log.warn("file is empty, skipped", { event: "file_skipped", source: name, file: path });
+    return;
+  }
+  if (!prev) {
+    // Nothing to compare with: hashed in the background while bronze lands it.
+    sp.newFiles.push(fp);
+    return;
+  }
+  fp.sha256 = await hashFile(path);
+  if (prev.sha256 === fp.sha256) {
+    sp.unchanged++; // touched but identical content
+    return;
+  }
+  if (prev.status === "retracted") {
+    // A retracted file sent again with other content is a new version: it
+    // lands whatever on_change says (its earlier rows are gone already).
+    log.info("retracted file is back with new content, landing it", {
+      event: "file_returned",
+      source: name,
+      file: fp.rel,
+    });
+    sp.reingest.push(fp);
+    return;
+  }
+  if (source.on_change === "fail") {
+    throw new SourceError(
+      `Cannot load source "${name}": file ${fp.rel} changed since it was ingested ` +
+        `(${changeDetail(prev, fp)}); set on_change: reingest or ignore`,
+      { context: { source: name, file: fp.rel } },
+    );
+  }
+  if (source.on_change === "ignore") {
+    sp.ignored.push(path);
+    log.warn("file changed since ingestion, ignored", {
+      event: "file_changed",
+      source: name,
+      file: path,
+      policy: "ignore",
+    });
+    return;
+  }
+  log.warn("file changed since ingestion, re-landing it", {
+    event: "file_changed",
+    source: name,
+    file: path,
+    policy: "reingest",
+  });
+  sp.reingest.push(fp);
 }
 
 /**
