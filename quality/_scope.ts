@@ -129,6 +129,43 @@ function tableFull(
   return undefined;
 }
 
+/**
+ * For profiles under `quality.scope: changed`: the SQL filter (over alias
+ * `t`) selecting the rows a silver table gained this run when the run only
+ * appended rows (mode `append`, written this run, not rebuilt, nothing
+ * retracted, lineage columns present), or why that cannot be shown.
+ *
+ * @example
+ * ```ts ignore
+ * const appended = await appendedRows(ctx, "orders", writes);
+ * if (typeof appended === "object") profileSql(ref, cols, { scope: appended.filter });
+ * ```
+ */
+export async function appendedRows(
+  ctx: RunContext,
+  table: string,
+  writes: readonly SilverWrite[],
+  columns: readonly string[],
+): Promise<{ filter: string } | string> {
+  if (ctx.config.silver[table]?.mode !== "append") return "mode not append";
+  if (!writes.some((w) => w.table === table)) return "not written";
+  const why = tableFull(ctx.config, table, writes);
+  if (why !== undefined) return why;
+  if (!["_source_file", "_source_row", "_bronze_run_id"].every((c) => columns.includes(c))) {
+    return "no lineage columns";
+  }
+  const runs = await ctx.db.all<{ b: string }>(
+    `SELECT DISTINCT bronze_run_id AS b FROM _sluice.silver_progress
+     WHERE table_name = $t AND run_id = $r ORDER BY b`,
+    { t: table, r: ctx.runId },
+  );
+  return {
+    filter: runs.length === 0
+      ? "FALSE"
+      : `t._bronze_run_id IN (${runs.map((r) => literal(String(r.b))).join(", ")})`,
+  };
+}
+
 /** Why a `relationships` parent may have lost values this run, if it may have. */
 function parentFull(
   config: PipelineConfig,

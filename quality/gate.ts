@@ -27,7 +27,13 @@ import {
   runChecks,
   tableColumns,
 } from "./checks.ts";
-import { ensureCheckState, forgetCheckState, planScope, saveCheckState } from "./_scope.ts";
+import {
+  appendedRows,
+  ensureCheckState,
+  forgetCheckState,
+  planScope,
+  saveCheckState,
+} from "./_scope.ts";
 import type { SilverWrite } from "./types.ts";
 
 export type { SilverWrite } from "./types.ts";
@@ -160,8 +166,24 @@ export async function auditLayer(
     if (!t.quarantine && t.checks.some((c) => c.type === "drift")) toProfile.add(t.table);
   }
   const profiles: TableProfile[] = [];
+  // `quality.scope: changed`: a silver table that only gained rows is profiled incrementally.
+  const incremental = layer === "silver" && batch === "run" && settings.scope !== "full" &&
+    doChecks && options.silverWrites !== undefined;
   for (const table of toProfile) {
+    let appended: { filter: string; runId: string } | undefined;
+    let notAppended: string | undefined;
+    if (incremental) {
+      const names = (await ctx.db.all<{ name: string }>(
+        `SELECT column_name AS name FROM duckdb_columns()
+         WHERE database_name = current_database() AND schema_name = 'silver' AND table_name = $t`,
+        { t: table },
+      )).map((c) => c.name);
+      const a = await appendedRows(ctx, table, options.silverWrites ?? [], names);
+      appended = typeof a === "string" ? undefined : { filter: a.filter, runId: ctx.runId };
+      notAppended = typeof a === "string" ? a : undefined;
+    }
     const p = await profileTable(ctx.db, { layer, schema: layer, table }, {
+      appended,
       scope: layer === "bronze" ? bronzeScope(table) : undefined,
       exclude: layer === "bronze"
         ? BRONZE_BOOKKEEPING
@@ -169,6 +191,7 @@ export async function auditLayer(
         ? SILVER_LINEAGE
         : undefined,
     });
+    if (notAppended !== undefined) Object.assign(p, { method: "full", fullReason: notAppended });
     if (p.columns.length > 0) profiles.push(p);
   }
   observeProfiles(ctx, profiles);
@@ -224,6 +247,16 @@ export async function auditLayer(
       failed: results.filter((r) => r.status === "fail").length,
       errored: results.filter((r) => r.status === "error").length,
       tables_profiled: profiles.length,
+      ...(profiles.some((p) => p.method !== undefined)
+        ? {
+          profiles: profiles.map((p) => ({
+            table: p.table,
+            method: p.method ?? "full",
+            ...(p.fullReason ? { full: p.fullReason } : {}),
+            duration_ms: Math.round(p.durationMs),
+          })),
+        }
+        : {}),
       ...(scopes.length > 0 ? { scopes } : {}),
       duration_ms: Math.round(durationMs),
     });

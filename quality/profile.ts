@@ -16,7 +16,7 @@
  * @module
  */
 import type { Engine } from "../core/engine.ts";
-import { qualified, rawIdent } from "../core/quote.ts";
+import { literal, qualified, rawIdent } from "../core/quote.ts";
 import { isNumericType, isTemporalType } from "./_check_sql.ts";
 
 /**
@@ -74,6 +74,15 @@ export interface TableProfile {
   columns: ColumnProfile[];
   /** Wall time of the profiling query in milliseconds. */
   durationMs: number;
+  /**
+   * How the figures were obtained: `full` (one scan of the table) or
+   * `incremental` (row and NULL counts and min/max from the previous
+   * stored profile plus the appended rows; distinct counts recomputed over
+   * the whole table, exactly as a full profile counts them). Unset: `full`.
+   */
+  method?: "full" | "incremental";
+  /** With method `full` under `quality.scope: changed`: why not incremental. */
+  fullReason?: string;
 }
 
 /** Options of {@linkcode profileTable}. */
@@ -82,6 +91,14 @@ export interface ProfileOptions {
   scope?: string;
   /** Columns to leave out (e.g. bronze's bookkeeping columns). */
   exclude?: readonly string[];
+  /**
+   * SQL filter (over alias `t`) of the rows appended since the previous
+   * stored profile, when the table only gained rows: row and NULL counts and
+   * min/max are then the previous profile's combined with those rows'
+   * (method `incremental`), when the previous profile can be shown to be of
+   * the table before this run; otherwise a full profile.
+   */
+  appended?: { filter: string; runId: string };
 }
 
 /**
@@ -121,19 +138,23 @@ const NESTED = /(\[\]|\[\d+\])$|^(STRUCT|MAP|UNION|LIST)/i;
 export function profileSql(
   ref: { schema: string; table: string },
   columns: readonly ProfileColumn[],
-  options: { scope?: string } = {},
+  options: { scope?: string; figures?: "all" | "distinct" | "additive" } = {},
 ): string {
   const parts = ["count(*)::BIGINT AS n"];
+  const figures = options.figures ?? "all";
   columns.forEach((c, i) => {
     const q = rawIdent(c.name);
-    parts.push(`count(${q})::BIGINT AS nn_${i}`);
+    if (figures !== "distinct") parts.push(`count(${q})::BIGINT AS nn_${i}`);
     const distinct = c.exact ? `count(DISTINCT ${q})` : `approx_count_distinct(${q})`;
-    parts.push(NESTED.test(c.type) ? `NULL::BIGINT AS d_${i}` : `${distinct}::BIGINT AS d_${i}`);
+    if (figures !== "additive") {
+      parts.push(NESTED.test(c.type) ? `NULL::BIGINT AS d_${i}` : `${distinct}::BIGINT AS d_${i}`);
+    }
+    if (figures === "distinct") return;
     const ordered = isNumericType(c.type) || isTemporalType(c.type);
     parts.push(ordered ? `CAST(min(${q}) AS VARCHAR) AS mn_${i}` : `NULL::VARCHAR AS mn_${i}`);
     parts.push(ordered ? `CAST(max(${q}) AS VARCHAR) AS mx_${i}` : `NULL::VARCHAR AS mx_${i}`);
   });
-  return `SELECT ${parts.join(", ")} FROM ${qualified(ref.schema, ref.table)}` +
+  return `SELECT ${parts.join(", ")} FROM ${qualified(ref.schema, ref.table)} AS t` +
     (options.scope ? ` WHERE ${options.scope}` : "");
 }
 
@@ -155,6 +176,53 @@ async function previousDistinct(
     { layer: ref.layer, table: ref.table },
   );
   return new Map(rows.filter((r) => r.d !== null).map((r) => [String(r.c), Number(r.d)]));
+}
+
+/** The latest stored profile of a table, when it is of a successful run that last wrote it. */
+async function previousProfile(
+  db: Engine,
+  ref: { layer: string; table: string },
+  runId: string,
+): Promise<{ rowCount: number; columns: ColumnProfile[] } | string> {
+  const stored = await db.one(
+    `SELECT 1 AS x FROM duckdb_tables() WHERE database_name = current_database()
+       AND schema_name = '_sluice' AND table_name = 'profiles'`,
+  );
+  if (!stored) return "no previous profile";
+  const rows = await db.all<Record<string, unknown>>(
+    `WITH last AS (SELECT run_id FROM _sluice.profiles
+       WHERE layer = $layer AND table_name = $table AND run_id <> $run
+       ORDER BY profiled_at DESC, run_id DESC LIMIT 1),
+     writer AS (SELECT run_id FROM _sluice.silver_progress
+       WHERE table_name = $table AND run_id <> $run
+       ORDER BY processed_at DESC, run_id DESC LIMIT 1)
+     SELECT p.column_name, p.column_type, p.row_count, p.null_count, p.null_ratio,
+       p.distinct_approx, p.min_value, p.max_value,
+       (SELECT count(*) FROM _sluice.runs AS r WHERE r.run_id = p.run_id
+         AND r.command = 'run' AND r.status = 'success') AS ok,
+       p.run_id = (SELECT run_id FROM writer) AS last_writer
+     FROM _sluice.profiles AS p
+     WHERE p.layer = $layer AND p.table_name = $table AND p.run_id = (SELECT run_id FROM last)`,
+    { layer: ref.layer, table: ref.table, run: runId },
+  );
+  if (rows.length === 0) return "no previous profile";
+  if (rows.some((r) => Number(r.ok) === 0)) return "previous profile not of a successful run";
+  if (rows.some((r) => r.last_writer !== true)) return "table written since the previous profile";
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  return {
+    rowCount: Number(rows[0].row_count),
+    columns: rows.map((r) => ({
+      column: String(r.column_name),
+      type: String(r.column_type),
+      nullCount: Number(r.null_count),
+      nullRatio: num(r.null_ratio),
+      distinctApprox: num(r.distinct_approx),
+      distinctExact: false,
+      min: text(r.min_value),
+      max: text(r.max_value),
+    })),
+  };
 }
 
 /**
@@ -194,6 +262,12 @@ export async function profileTable(
     type: c.type,
     exact: small || (before.get(c.name) ?? Infinity) <= EXACT_DISTINCT_MAX_VALUES,
   }));
+  let fullReason: string | undefined;
+  if (options.appended !== undefined) {
+    const inc = await incremental(db, ref, columns, options.appended);
+    if (typeof inc !== "string") return { ...inc, durationMs: performance.now() - started };
+    fullReason = inc;
+  }
   const row = (await db.one(profileSql(ref, columns, { scope: options.scope }))) ?? {};
   const n = Number(row.n ?? 0);
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -216,5 +290,69 @@ export async function profileTable(
       };
     }),
     durationMs: performance.now() - started,
+    ...(options.appended !== undefined ? { method: "full" as const, fullReason } : {}),
+  };
+}
+
+/**
+ * The profile of a table that only gained the rows `appended.filter` selects
+ * since its previous stored profile: that profile's row and NULL counts plus
+ * the new rows', min/max combined (in the column's type), distinct counts
+ * recomputed over the whole table. Or why it cannot be shown equal to a full
+ * profile.
+ */
+async function incremental(
+  db: Engine,
+  ref: { layer: string; schema: string; table: string },
+  columns: readonly ProfileColumn[],
+  appended: { filter: string; runId: string },
+): Promise<Omit<TableProfile, "durationMs"> | string> {
+  const prev = await previousProfile(db, ref, appended.runId);
+  if (typeof prev === "string") return prev;
+  if (
+    prev.columns.length !== columns.length ||
+    prev.columns.some((c, i) => c.column !== columns[i].name || c.type !== columns[i].type)
+  ) return "columns changed";
+  // Additive figures of the appended rows, combined with the previous profile in one query.
+  const delta = profileSql(ref, columns, { scope: appended.filter, figures: "additive" });
+  const combine = columns.map((c, i) => {
+    const ordered = isNumericType(c.type) || isTemporalType(c.type);
+    if (!ordered) return `NULL::VARCHAR AS mn_${i}, NULL::VARCHAR AS mx_${i}`;
+    const was = (v: string | null) =>
+      v === null ? `NULL::${c.type}` : `CAST(${literal(v)} AS ${c.type})`;
+    const p = prev.columns[i];
+    return `CAST(least(${was(p.min)}, CAST(d.mn_${i} AS ${c.type})) AS VARCHAR) AS mn_${i}, ` +
+      `CAST(greatest(${was(p.max)}, CAST(d.mx_${i} AS ${c.type})) AS VARCHAR) AS mx_${i}`;
+  });
+  const nn = columns.map((_, i) => `d.nn_${i}`);
+  const ds = columns.map((_, i) => `w.d_${i}`);
+  // One query: the appended rows' figures and the whole table's distinct counts.
+  const row = (await db.one(
+    `SELECT d.n AS dn, w.n AS n, ${[...nn, ...ds, ...combine].join(", ")}
+     FROM (${delta}) AS d, (${profileSql(ref, columns, { figures: "distinct" })}) AS w`,
+  )) ?? {};
+  const whole = row;
+  const n = Number(row.n ?? 0);
+  if (prev.rowCount + Number(row.dn ?? 0) !== n) return "row count does not add up";
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  return {
+    layer: ref.layer,
+    table: ref.table,
+    rowCount: n,
+    method: "incremental",
+    columns: columns.map((c, i) => {
+      const nulls = prev.columns[i].nullCount + Number(row.dn ?? 0) - Number(row[`nn_${i}`] ?? 0);
+      return {
+        column: c.name,
+        type: c.type,
+        nullCount: nulls,
+        nullRatio: n === 0 ? null : nulls / n,
+        distinctApprox: num(whole[`d_${i}`]),
+        distinctExact: c.exact === true,
+        min: text(row[`mn_${i}`]),
+        max: text(row[`mx_${i}`]),
+      };
+    }),
   };
 }

@@ -1,0 +1,175 @@
+/**
+ * `quality.scope: changed` profiles: a silver table that only gained rows
+ * (mode `append`) is profiled from its previous profile plus the new rows,
+ * and its figures equal a full profile. Two projects get the same files run
+ * by run, one with `scope: changed`, one with `scope: full`.
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { steppingClock } from "../core/clock.ts";
+import { loadConfig } from "../core/config/mod.ts";
+import { withRun } from "../runtime/with_run.ts";
+import { runPipeline } from "../stages/pipeline.ts";
+import { configureLogging, resetLogging } from "../observability/logging.ts";
+import { makeProject, type Project, query, writeFile } from "./_helpers.ts";
+
+const yaml = (scope: string) =>
+  `pipeline: pscope
+lake: ./lake
+engine: { threads: 2 }
+quality: { scope: ${scope} }
+sources:
+  events: { format: csv, path: ./landing/events, glob: "*.csv" }
+silver:
+  events:
+    from: events
+    mode: append
+    columns:
+      id: { type: BIGINT }
+      amount: { type: DOUBLE }
+      qty: { type: INTEGER }
+      day: { type: DATE }
+      at: { type: TIMESTAMP }
+      price: { type: "DECIMAL(10,2)" }
+      label: { type: VARCHAR }
+    checks:
+      - not_null: { column: id, severity: warn }
+`;
+
+const HEADER = "id,amount,qty,day,at,price,label\n";
+
+async function runIn(p: Project, runId: string): Promise<void> {
+  const config = await loadConfig(p.configFile);
+  await withRun(config, {
+    runId,
+    trigger: "test",
+    clock: steppingClock(new Date(Date.UTC(2026, 0, 3)), { stepMs: 1 }),
+  }, (ctx) => runPipeline(ctx));
+}
+
+async function profileOf(p: Project, runId: string) {
+  return (await query<Record<string, unknown>>(
+    p,
+    `SELECT column_name, column_type, row_count, null_count, null_ratio, distinct_approx,
+       min_value, max_value FROM _sluice.profiles
+     WHERE layer = 'silver' AND table_name = 'events' AND run_id = '${runId}'
+     ORDER BY column_name`,
+  )).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)])));
+}
+
+/** Drops the same file into both projects, runs both, compares the silver profiles. */
+async function step(
+  projects: { changed: Project; full: Project },
+  runId: string,
+  file: string,
+  text: string,
+) {
+  for (const p of [projects.changed, projects.full]) {
+    await writeFile(p.dir, `landing/events/${file}`, text);
+  }
+  const method = await methodOf(projects.changed, runId);
+  await runIn(projects.full, runId);
+  const changed = await profileOf(projects.changed, runId);
+  assert.ok(changed.length > 0, `run ${runId} profiled`);
+  assert.deepEqual(changed, await profileOf(projects.full, runId), `run ${runId}`);
+  return { profile: changed, method };
+}
+
+async function pair() {
+  return { changed: await makeProject(yaml("changed")), full: await makeProject(yaml("full")) };
+}
+
+async function cleanup(projects: { changed: Project; full: Project }) {
+  for (const p of [projects.changed, projects.full]) await Deno.remove(p.dir, { recursive: true });
+}
+
+/** How the silver profile of events was taken in one run, from its `layer_audited` event. */
+async function methodOf(p: Project, runId: string): Promise<string | undefined> {
+  const lines: Record<string, unknown>[] = [];
+  await configureLogging({ format: "json", write: (l) => lines.push(JSON.parse(l)) });
+  try {
+    await runIn(p, runId);
+  } finally {
+    await resetLogging();
+  }
+  const audited = lines.find((l) => l.event === "layer_audited" && l.layer === "silver");
+  const profiles = audited?.profiles as { table: string; method: string }[] | undefined;
+  const found = profiles?.find((x) => x.table === "events") as Record<string, string> | undefined;
+  return found?.method === "full" ? `full: ${found.full}` : found?.method;
+}
+
+Deno.test("scope changed profiles of appended rows equal a full profile: first NULL, new min and max", async () => {
+  const projects = await pair();
+  try {
+    const first = await step(
+      projects,
+      "run1",
+      "a.csv",
+      HEADER +
+        "1,1.5,3,2026-01-02,2026-01-02 10:00,1.25,x\n2,2.5,4,2026-01-03,2026-01-03 10:00,2.50,y\n",
+    );
+    // New rows: the first NULL of amount, a new min qty, a new max day/at/price.
+    const second = await step(
+      projects,
+      "run2",
+      "b.csv",
+      HEADER + "3,,1,2026-02-01,2026-02-01 11:30,9.99,x\n4,0.25,7,2025-12-31,2026-01-01 00:00,,z\n",
+    );
+    assert.equal(first.method, "full: rebuilt", "first build");
+    assert.equal(second.method, "incremental");
+    const amount = second.profile.find((c) => c.column_name === "amount")!;
+    assert.equal(amount.null_count, "1");
+    assert.equal(amount.min_value, "0.25");
+    // A run that consumes nothing new, then more rows.
+    const third = await step(projects, "run3", "c.csv", HEADER + "5,-3,,,,-1.00,\n");
+    assert.equal(third.method, "incremental");
+  } finally {
+    await cleanup(projects);
+  }
+});
+
+Deno.test("scope changed profiles equal full profiles over random appends", async () => {
+  const cell = fc.record({
+    amount: fc.option(fc.integer({ min: -1000, max: 1000 }).map((n) => n / 8), { nil: null }),
+    qty: fc.option(fc.integer({ min: -50, max: 50 }), { nil: null }),
+    day: fc.option(fc.integer({ min: 0, max: 400 }), { nil: null }),
+    label: fc.option(fc.constantFrom("a", "b", "c", "d"), { nil: null }),
+  });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.array(cell, { minLength: 0, maxLength: 6 }), { minLength: 2, maxLength: 4 }),
+      async (batches) => {
+        const projects = await pair();
+        try {
+          let id = 0;
+          for (const [i, batch] of batches.entries()) {
+            const lines = batch.map((c) => {
+              const day = c.day === null
+                ? ""
+                : new Date(Date.UTC(2026, 0, 1) + c.day * 86_400_000).toISOString().slice(0, 10);
+              return [
+                ++id,
+                c.amount ?? "",
+                c.qty ?? "",
+                day,
+                day === "" ? "" : `${day} 08:00`,
+                c.amount === null ? "" : (Math.round(c.amount * 100) / 100).toFixed(2),
+                c.label ?? "",
+              ]
+                .join(",");
+            });
+            for (const p of [projects.changed, projects.full]) {
+              await writeFile(p.dir, `landing/events/f${i}.csv`, HEADER + lines.join("\n") + "\n");
+              await runIn(p, `run${i}`);
+            }
+            const changed = await profileOf(projects.changed, `run${i}`);
+            assert.deepEqual(changed, await profileOf(projects.full, `run${i}`), `run${i}`);
+          }
+        } finally {
+          await cleanup(projects);
+        }
+      },
+    ),
+    { numRuns: 6 },
+  );
+});
