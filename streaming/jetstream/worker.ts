@@ -843,35 +843,7 @@ class Worker {
        FROM _sluice_rows AS r JOIN ${FRESH} AS m ON m.seq = r.__seq
        WHERE r.__code IS NULL ${notLate}`,
     );
-    const maxDeliver = Math.trunc(this.src.max_deliver);
-    const deadLettered = dead === 0 ? 0 : await db.run(
-      `INSERT INTO ${qualified("silver", s.dlq)} BY NAME
-       WITH d AS (
-         SELECT __seq AS seq, CASE WHEN __code = 'blank' THEN 'malformed_json' ELSE __code END
-             AS code,
-           CASE WHEN __code = 'blank' THEN 'empty message' ELSE __detail END AS detail,
-           NULL::TIMESTAMPTZ AS et, NULL::TIMESTAMPTZ AS wm
-         FROM _sluice_rows WHERE __code IS NOT NULL
-         UNION ALL
-         SELECT l.__seq, 'late', ${lateDetailSql()}, l.__et, l.__wm FROM _sluice_late AS l
-         UNION ALL
-         SELECT seq, 'poison', 'delivered ' || (delivered - 1) || ' times without being ' ||
-             'committed (max_deliver ${maxDeliver}); dead-lettered without parsing',
-           NULL, NULL
-         FROM ${FRESH} WHERE poison
-       )
-       SELECT md5(concat_ws('|', ${literal(this.stream)}, ${literal(this.src.stream)}, d.seq))
-           AS _dlq_id,
-         ${literal(this.ctx.runId)} AS _run_id, ${literal(s.target)} AS _table,
-         d.code AS _reason_code, d.detail AS _reason, m.line AS _payload,
-         m.subject AS _source_file, d.seq AS _source_row, NULL::BIGINT AS _source_offset,
-         d.et AS _event_time, d.wm AS _watermark_at_arrival,
-         epoch(d.wm) - epoch(d.et) AS _lateness_seconds, ${at} AS _quarantined_at,
-         ${literal(this.src.stream)} AS _js_stream, d.seq AS _js_seq, m.subject AS _js_subject,
-         m.delivered AS _js_delivery_count, m.headers::JSON AS _js_headers,
-         from_base64(m.raw) AS _js_raw, ${literal(this.worker)} AS _js_worker
-       FROM d JOIN ${FRESH} AS m ON m.seq = d.seq`,
-    );
+    const deadLettered = dead === 0 ? 0 : await this.writeDeadLetters(at);
     if (written !== good || deadLettered !== dead) {
       throw new ConservationError(
         `Messages do not add up in batch ${batchId} of stream "${this.stream}": ` +
@@ -912,6 +884,62 @@ class Worker {
       runId: this.ctx.runId,
       now,
     });
+    await this.recordBatch(b, { written, deadLettered, windows, maxEventTimeUs, watermarkUs });
+    this.state.maxSeq = Math.max(this.state.maxSeq, counts.lastSeq);
+    this.state.redeliveredDuplicates += counts.duplicates;
+    await this.saveState(now);
+    this.crash("checkpointed");
+    return { written, deadLettered, windows };
+  }
+
+  /** Writes the batch's dead letters (invalid, late and poison messages); returns how many. */
+  async writeDeadLetters(at: string): Promise<number> {
+    const s = this.s;
+    const maxDeliver = Math.trunc(this.src.max_deliver);
+    return await this.db.run(
+      `INSERT INTO ${qualified("silver", s.dlq)} BY NAME
+       WITH d AS (
+         SELECT __seq AS seq, CASE WHEN __code = 'blank' THEN 'malformed_json' ELSE __code END
+             AS code,
+           CASE WHEN __code = 'blank' THEN 'empty message' ELSE __detail END AS detail,
+           NULL::TIMESTAMPTZ AS et, NULL::TIMESTAMPTZ AS wm
+         FROM _sluice_rows WHERE __code IS NOT NULL
+         UNION ALL
+         SELECT l.__seq, 'late', ${lateDetailSql()}, l.__et, l.__wm FROM _sluice_late AS l
+         UNION ALL
+         SELECT seq, 'poison', 'delivered ' || (delivered - 1) || ' times without being ' ||
+             'committed (max_deliver ${maxDeliver}); dead-lettered without parsing',
+           NULL, NULL
+         FROM ${FRESH} WHERE poison
+       )
+       SELECT md5(concat_ws('|', ${literal(this.stream)}, ${literal(this.src.stream)}, d.seq))
+           AS _dlq_id,
+         ${literal(this.ctx.runId)} AS _run_id, ${literal(s.target)} AS _table,
+         d.code AS _reason_code, d.detail AS _reason, m.line AS _payload,
+         m.subject AS _source_file, d.seq AS _source_row, NULL::BIGINT AS _source_offset,
+         d.et AS _event_time, d.wm AS _watermark_at_arrival,
+         epoch(d.wm) - epoch(d.et) AS _lateness_seconds, ${at} AS _quarantined_at,
+         ${literal(this.src.stream)} AS _js_stream, d.seq AS _js_seq, m.subject AS _js_subject,
+         m.delivered AS _js_delivery_count, m.headers::JSON AS _js_headers,
+         from_base64(m.raw) AS _js_raw, ${literal(this.worker)} AS _js_worker
+       FROM d JOIN ${FRESH} AS m ON m.seq = d.seq`,
+    );
+  }
+
+  /** Records the committed batch in `_sluice.stream_batches` and `_sluice.jetstream_batches`. */
+  async recordBatch(
+    b: { counts: Counts; batchId: number; now: Date; msgs: PulledMessage[] },
+    r: {
+      written: number;
+      deadLettered: number;
+      windows: Record<string, number>;
+      maxEventTimeUs: number | null;
+      watermarkUs: number | null;
+    },
+  ): Promise<void> {
+    const db = this.db;
+    const { counts, batchId, now } = b;
+    const { written, deadLettered, windows, maxEventTimeUs, watermarkUs } = r;
     const windowRows = Object.values(windows).reduce((a, c) => a + c, 0);
     await db.run(
       `INSERT INTO _sluice.stream_batches VALUES ($stream, $batch, 'jetstream', $run_id,
@@ -951,11 +979,6 @@ class Worker {
         pending: this.last?.pending ?? 0,
       },
     );
-    this.state.maxSeq = Math.max(this.state.maxSeq, counts.lastSeq);
-    this.state.redeliveredDuplicates += counts.duplicates;
-    await this.saveState(now);
-    this.crash("checkpointed");
-    return { written, deadLettered, windows };
   }
 
   /** Continuous per-shard Parquet export (`export:`), idempotent like the landing stream's. */
