@@ -12,9 +12,18 @@
  * @module
  */
 import { join } from "node:path";
-import { AckPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import {
+  AckPolicy,
+  jetstream,
+  jetstreamManager,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
 import { openEngine } from "../mod.ts";
-import { NatsCluster } from "../tests/_nats_cluster.ts";
+import { NATS_SERVER, NatsCluster } from "../tests/_nats_cluster.ts";
 
 /** What the pair measured. */
 export interface JetStreamPairResult {
@@ -25,6 +34,8 @@ export interface JetStreamPairResult {
   target_ratio: number;
   met: boolean;
   caveat: string;
+  /** Peak RSS of one worker draining a large backlog (`SLUICE_BENCH_JS_BACKLOG`, 0 skips it). */
+  rss?: JetStreamRssResult;
 }
 
 function yaml(worker: string, servers: string[], consumer: string, batch: number): string {
@@ -93,32 +104,36 @@ async function plainLoop(
   }
 }
 
+/** `deno run` arguments of one worker process on `cfg`. */
+function workerArgs(cfg: string, worker: string): string[] {
+  return [
+    "run",
+    "--no-prompt",
+    "--node-modules-dir=manual",
+    `--allow-ffi=${new URL("../node_modules", import.meta.url).pathname}`,
+    "--allow-read",
+    "--allow-write",
+    "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM",
+    "--allow-net=127.0.0.1",
+    new URL("../tests/_jetstream_worker.ts", import.meta.url).pathname,
+    cfg,
+    worker,
+    "available-now",
+  ];
+}
+
 async function sluiceWorkers(
   cluster: NatsCluster,
   work: string,
   options: { workers: number; batch: number; consumer: string },
 ): Promise<number> {
-  const script = new URL("../tests/_jetstream_worker.ts", import.meta.url).pathname;
   const procs = [];
   for (let i = 1; i <= options.workers; i++) {
     const cfg = join(work, `${options.consumer}_w${i}.yaml`);
     await Deno.writeTextFile(cfg, yaml(`w${i}`, cluster.servers, options.consumer, options.batch));
     procs.push(
       new Deno.Command("deno", {
-        args: [
-          "run",
-          "--no-prompt",
-          "--node-modules-dir=manual",
-          "--allow-ffi=./node_modules",
-          "--allow-read",
-          "--allow-write",
-          "--allow-env=SLUICE_*,LOG_TOKENS,LOG_STREAM,NO_COLOR,TERM",
-          "--allow-net=127.0.0.1",
-          script,
-          cfg,
-          `w${i}`,
-          "available-now",
-        ],
+        args: workerArgs(cfg, `w${i}`),
         stdout: "piped",
         stderr: "piped",
       }).output(),
@@ -132,6 +147,136 @@ async function sluiceWorkers(
     seconds = Math.max(seconds, JSON.parse(text).busyMs / 1000);
   }
   return seconds;
+}
+
+/** Publishes `messages` small JSON events on `bench.orders`, 1000 in flight. */
+async function publishEvents(nc: NatsConnection, messages: number): Promise<void> {
+  const js = jetstream(nc, { timeout: 30_000 });
+  const base = Date.UTC(2026, 0, 1);
+  for (let i = 0; i < messages; i += 1000) {
+    const part = [];
+    for (let j = i; j < Math.min(messages, i + 1000); j++) {
+      part.push(js.publish(
+        "bench.orders",
+        JSON.stringify({
+          event_id: `e${j}`,
+          event_time: new Date(base + j * 10).toISOString(),
+          country: ["DE", "FR", "IT"][j % 3],
+          amount: (j % 1000) / 10,
+        }),
+      ));
+    }
+    await Promise.all(part);
+  }
+}
+
+/** Peak RSS of one worker draining a backlog. */
+export interface JetStreamRssResult {
+  /** Messages in the backlog when the worker started. */
+  backlog: number;
+  /** Messages per pull (= per commit). */
+  batch: number;
+  /** Peak resident set of the worker process (`/usr/bin/time -f %M`), MiB. */
+  peak_rss_mib: number;
+  /** The bound the issue asks for, MiB. */
+  limit_mib: number;
+  /** peak_rss_mib <= limit_mib. */
+  met: boolean;
+  /** Rows the worker wrote (must be the backlog). */
+  written: number;
+  /** The worker's own rate (time in batches). */
+  events_per_second: number;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Publishes a `backlog` of small events into a single-node `nats-server -js`
+ * (loopback, temporary store), then drains it with ONE worker process run
+ * under `/usr/bin/time -f %M` and reports its peak RSS: flow control means a
+ * worker holds one batch, whatever the backlog.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await jetstreamRss({ work: "/tmp/bench_js_rss", backlog: 1_000_000, batch: 1000 });
+ * ```
+ */
+export async function jetstreamRss(
+  options: { work: string; backlog: number; batch: number; log?: (line: string) => void },
+): Promise<JetStreamRssResult> {
+  const log = options.log ?? (() => {});
+  await Deno.mkdir(options.work, { recursive: true });
+  const port = freePort();
+  const server = new Deno.Command(NATS_SERVER, {
+    args: ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", join(options.work, "store")],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = `nats://127.0.0.1:${port}`;
+    let nc: NatsConnection | undefined;
+    for (let i = 0; nc === undefined; i++) {
+      try {
+        nc = await connect({ servers: url, timeout: 1000 });
+        await (await jetstreamManager(nc)).getAccountInfo();
+      } catch (e) {
+        await nc?.close().catch(() => {});
+        nc = undefined;
+        if (i > 100) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const jsm = await jetstreamManager(nc, { timeout: 30_000 });
+    await jsm.streams.add({
+      name: "BENCH",
+      subjects: ["bench.>"],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+    });
+    const t0 = performance.now();
+    await publishEvents(nc, options.backlog);
+    await nc.close();
+    log(
+      `  jetstream rss: published ${options.backlog.toLocaleString("en-US")} events in ${
+        ((performance.now() - t0) / 1000).toFixed(0)
+      } s`,
+    );
+    const cfg = join(options.work, "rss_w1.yaml");
+    await Deno.writeTextFile(cfg, yaml("w1", [url], "rss", options.batch));
+    const p = await new Deno.Command("/usr/bin/time", {
+      args: ["-f", "%M", "deno", ...workerArgs(cfg, "w1")],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(p.stderr).trim();
+    if (p.code !== 0) throw new Error(`worker failed: ${err}`);
+    const kib = Number(err.split("\n").at(-1));
+    const summary = JSON.parse(
+      new TextDecoder().decode(p.stdout).trim().split("\n").at(-1) ?? "{}",
+    );
+    const mib = kib / 1024;
+    log(`  jetstream rss: peak ${mib.toFixed(0)} MiB for a ${options.backlog} backlog`);
+    return {
+      backlog: options.backlog,
+      batch: options.batch,
+      peak_rss_mib: Math.round(mib * 10) / 10,
+      limit_mib: 300,
+      met: mib <= 300,
+      written: summary.written,
+      events_per_second: summary.written / (summary.busyMs / 1000),
+    };
+  } finally {
+    try {
+      server.kill("SIGTERM");
+    } catch { /* gone */ }
+    await server.status;
+  }
 }
 
 /**
@@ -152,23 +297,7 @@ export async function jetstreamPair(
   try {
     await cluster.createStream("BENCH", ["bench.>"]);
     const nc = await cluster.connect();
-    const js = jetstream(nc);
-    const base = Date.UTC(2026, 0, 1);
-    for (let i = 0; i < options.messages; i += 500) {
-      const part = [];
-      for (let j = i; j < Math.min(options.messages, i + 500); j++) {
-        part.push(js.publish(
-          "bench.orders",
-          JSON.stringify({
-            event_id: `e${j}`,
-            event_time: new Date(base + j * 10).toISOString(),
-            country: ["DE", "FR", "IT"][j % 3],
-            amount: (j % 1000) / 10,
-          }),
-        ));
-      }
-      await Promise.all(part);
-    }
+    await publishEvents(nc, options.messages);
     await nc.close();
     log(`  jetstream: published ${options.messages.toLocaleString("en-US")} events`);
     const plain = await plainLoop(cluster, options.work, options);
@@ -189,6 +318,10 @@ export async function jetstreamPair(
         })`,
       );
     }
+    const backlog = Number(Deno.env.get("SLUICE_BENCH_JS_BACKLOG") ?? 1_000_000);
+    const rss = backlog > 0
+      ? await jetstreamRss({ work: join(options.work, "rss"), backlog, batch: options.batch, log })
+      : undefined;
     return {
       messages: options.messages,
       batch: options.batch,
@@ -197,6 +330,7 @@ export async function jetstreamPair(
       target_ratio: 0.8,
       met: workers[0].ratio >= 0.8,
       caveat: "3 workers and 3 NATS nodes share 2 cores here: more workers add contention",
+      ...(rss ? { rss } : {}),
     };
   } finally {
     await cluster.stop();
@@ -204,10 +338,22 @@ export async function jetstreamPair(
 }
 
 if (import.meta.main) {
-  const messages = Number(Deno.args[0] ?? 50_000);
-  const batch = Number(Deno.args[1] ?? 1000);
+  // deno run ... bench/jetstream.ts [MESSAGES [BATCH]]  |  ... bench/jetstream.ts --backlog 1000000
   const work = await Deno.makeTempDir({ prefix: "sluice_bench_js_" });
-  const r = await jetstreamPair({ work, messages, batch, log: console.log });
+  const at = Deno.args.indexOf("--backlog");
+  const r = at >= 0
+    ? await jetstreamRss({
+      work,
+      backlog: Number(Deno.args[at + 1] ?? 1_000_000),
+      batch: 1000,
+      log: console.log,
+    })
+    : await jetstreamPair({
+      work,
+      messages: Number(Deno.args[0] ?? 50_000),
+      batch: Number(Deno.args[1] ?? 1000),
+      log: console.log,
+    });
   console.log(JSON.stringify(r, null, 2));
   await Deno.remove(work, { recursive: true });
 }

@@ -18,6 +18,9 @@ import {
   startWorker,
   writeWorkerConfig,
 } from "./_jetstream.ts";
+import { loadConfig } from "../core/config/mod.ts";
+import type { JetStreamingConfig } from "../core/config/mod.ts";
+import { claim, ensureClaims, type JetStreamLink } from "../streaming/jetstream/_client.ts";
 
 const ignore = skipWithoutNats();
 
@@ -217,6 +220,68 @@ Deno.test({
       const explain = await sluiceCli(["explain", "-c", cfg]);
       assert.equal(explain.code, 0, explain.stderr);
       assert.match(explain.stdout, /exactly-once per message, per shard/);
+    });
+  },
+});
+
+Deno.test({
+  name: "sluice shards shows per worker the claims lost to another worker (table and JSON)",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const pub = published();
+      await publishRange(nc, pub, 0, 200);
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers, batch: 100 });
+      // Another worker (w0) committed and claimed sequences 1..20 first: the claims sit in the
+      // real KV bucket, written by the library's own claim.
+      const src = (await loadConfig(cfg)).streaming as JetStreamingConfig;
+      const js = jetstream(nc);
+      const link = {
+        nc,
+        jsm: await jetstreamManager(nc),
+        js,
+        consumer: undefined as unknown as JetStreamLink["consumer"],
+      };
+      await ensureClaims(link, src.source);
+      const first = Array.from({ length: 20 }, (_, i) => i + 1);
+      const held = await claim(link, src.source, first, "w0", {
+        timeoutMs: 5000,
+        untilMs: Date.now() + 30_000,
+      });
+      assert.deepEqual([...new Set(held.values())], ["w0"]);
+      await nc.close();
+      const run = await sluiceCli([
+        "stream",
+        "-c",
+        cfg,
+        "--trigger",
+        "available-now",
+        "--worker-id",
+        "w1",
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      const db = join(dir, "lake_w1", "sluice.duckdb");
+      const json = await sluiceCli(["shards", "-c", cfg, "--shard", db, "--json"]);
+      assert.equal(json.code, 0, json.stderr);
+      const view = JSON.parse(json.stdout);
+      assert.equal(view.shards[0].worker, "w1");
+      assert.equal(view.shards[0].claimsLost, 20);
+      assert.equal(view.totals.claimsLost, 20);
+      // Those 20 left the shard: rows and dead letters hold the other 180 exactly once.
+      assert.equal(view.totals.committed + view.totals.deadLettered, 180);
+      const shard = await readShard(db);
+      for (const [id, n] of shard.target) assert.equal(n, 1, id);
+      const table = await sluiceCli(["shards", "-c", cfg, "--shard", db]);
+      assert.equal(table.code, 0, table.stderr);
+      const lines = table.stdout.split("\n");
+      const head = lines.find((l) => l.startsWith("worker"))!;
+      assert.match(head, /claims lost/);
+      const at = head.indexOf("claims lost") + "claims lost".length;
+      const w1 = lines.find((l) => l.startsWith("w1"))!;
+      assert.equal(w1.slice(0, at).trim().split(/\s+/).at(-1), "20");
     });
   },
 });

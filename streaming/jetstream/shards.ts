@@ -43,6 +43,11 @@ export interface ShardView {
   acks: number;
   /** Committed messages whose ack is not confirmed yet. */
   unacked: number;
+  /**
+   * Messages this shard committed but another worker had claimed first
+   * (`claims: kv`), removed from this shard again (`_sluice.jetstream_claims_lost`).
+   */
+  claimsLost: number;
   /** Messages found missing (fail_on_data_loss: false). */
   dataLoss: number;
   /** Consumer lag (`num_pending`) at the worker's last look. */
@@ -67,6 +72,7 @@ export interface ShardsView {
     committed: number;
     deadLettered: number;
     redeliveredDuplicates: number;
+    claimsLost: number;
     dataLoss: number;
   };
   /** Stream sequences committed in more than one shard (0 when exactly once held). */
@@ -158,6 +164,13 @@ export async function summarizeShards(
         `SELECT count(*) AS n FROM _sluice.jetstream_unacked WHERE stream = $stream`,
         { stream },
       );
+      const lost = await has(db, "_sluice", "jetstream_claims_lost")
+        ? await db.one<{ n: number }>(
+          `SELECT count(DISTINCT seq) AS n FROM _sluice.jetstream_claims_lost
+           WHERE stream = $stream`,
+          { stream },
+        )
+        : undefined;
       const seqs = await db.all<{ seq: number }>(
         `SELECT seq FROM _sluice.jetstream_sequences WHERE stream = $stream`,
         { stream },
@@ -183,6 +196,7 @@ export async function summarizeShards(
         redeliveredDuplicates: Number(st.redelivered_duplicates ?? 0),
         acks: Number(st.acks ?? 0),
         unacked: Number(unacked?.n ?? 0),
+        claimsLost: Number(lost?.n ?? 0),
         dataLoss: Number(st.data_loss ?? 0),
         pending: Number(st.num_pending ?? 0),
         maxSeq: Number(st.max_seq ?? 0),
@@ -207,6 +221,7 @@ export async function summarizeShards(
       committed: sum((v) => v.committed),
       deadLettered: sum((v) => v.deadLettered),
       redeliveredDuplicates: sum((v) => v.redeliveredDuplicates),
+      claimsLost: sum((v) => v.claimsLost),
       dataLoss: sum((v) => v.dataLoss),
     },
     crossShardDuplicates,
@@ -232,6 +247,7 @@ export function formatShardsView(view: ShardsView): string {
     "committed",
     "dlq",
     "dup dropped",
+    "claims lost",
     "unacked",
     "lag",
   ];
@@ -242,6 +258,7 @@ export function formatShardsView(view: ShardsView): string {
     n(v.committed),
     n(v.deadLettered),
     n(v.redeliveredDuplicates),
+    n(v.claimsLost),
     n(v.unacked),
     n(v.pending),
   ]);
@@ -253,6 +270,7 @@ export function formatShardsView(view: ShardsView): string {
     n(t.committed),
     n(t.deadLettered),
     n(t.redeliveredDuplicates),
+    n(t.claimsLost),
     "",
     n(view.pending),
   ]);
