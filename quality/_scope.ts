@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import type { CheckSpec, PipelineConfig } from "../core/config/mod.ts";
 import { resolveCheckTable } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
@@ -88,7 +89,11 @@ export async function forgetCheckState(db: Engine, table?: string): Promise<void
   await db.run(`DELETE FROM _sluice.check_state_rows${where}`);
 }
 
-/** The spec and the table's columns as one text: a change to either makes the state void. */
+/**
+ * A SHA-256 of the spec and the table's columns: a change to either makes
+ * the state void. Hashed, so a `!secret` in a check's settings is not
+ * stored.
+ */
 function fingerprint(spec: CheckSpec, columns: readonly ColumnInfo[]): string {
   const sorted = (v: unknown): unknown =>
     Array.isArray(v) ? v.map(sorted) : typeof v === "object" && v !== null
@@ -96,7 +101,9 @@ function fingerprint(spec: CheckSpec, columns: readonly ColumnInfo[]): string {
         Object.keys(v).sort().map((k) => [k, sorted((v as Record<string, unknown>)[k])]),
       )
       : v;
-  return JSON.stringify(sorted({ type: spec.type, settings: spec.settings, columns }));
+  return createHash("sha256")
+    .update(JSON.stringify(sorted({ type: spec.type, settings: spec.settings, columns })))
+    .digest("hex");
 }
 
 /** The table's silver progress as one hash (without this run's rows when `before`). */
