@@ -33,18 +33,7 @@ import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger } from "../observability/ledger.ts";
 import type { ColumnInfo } from "./_check_sql.ts";
 import type { CandidateRows } from "./checks.ts";
-import type { CheckResult, SilverWrite } from "./types.ts";
-
-/** Check types whose failing rows can be kept and narrowed to. */
-const ROW_LEVEL: ReadonlySet<string> = new Set([
-  "not_null",
-  "accepted_values",
-  "range",
-  "regex",
-  "expression",
-  "unique",
-  "relationships",
-]);
+import { type CheckResult, ROW_LEVEL_CHECKS, type SilverWrite } from "./types.ts";
 
 /** More failing rows than this are not kept: the check is read in full next time. */
 export const STATE_MAX_ROWS = 100_000;
@@ -218,7 +207,7 @@ export async function planScope(
   },
 ): Promise<ScopePlan> {
   const plan: ScopePlan = { candidates: { rows: "", checks: new Set() }, full: new Map() };
-  const rowLevel = options.checks.filter((c) => ROW_LEVEL.has(c.type));
+  const rowLevel = options.checks.filter((c) => ROW_LEVEL_CHECKS.has(c.type));
   if (rowLevel.length === 0) return plan;
   const names = new Set(options.columns.map((c) => c.name));
   const whole = tableFull(ctx.config, table, options.writes) ??
@@ -308,7 +297,7 @@ export async function saveCheckState(
     check_name VARCHAR, source_file VARCHAR, source_row BIGINT)`);
   const keep: { spec: CheckSpec; failing: number }[] = [];
   for (const spec of lineage ? options.checks : []) {
-    if (!ROW_LEVEL.has(spec.type)) continue;
+    if (!ROW_LEVEL_CHECKS.has(spec.type)) continue;
     const r = options.results.find((x) => x.check === spec.name);
     const sql = options.failing.get(spec.name);
     if (r === undefined || r.status === "error" || sql === undefined) continue;

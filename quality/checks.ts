@@ -46,7 +46,7 @@ import {
 } from "./_check_sql.ts";
 import { driftBaseline, lastRowCount } from "./history.ts";
 import { profileTable, type TableProfile } from "./profile.ts";
-import type { CheckResult, FailingSample, Layer } from "./types.ts";
+import { type CheckResult, type FailingSample, type Layer, ROW_LEVEL_CHECKS } from "./types.ts";
 
 export type { CheckResult, CheckStatus, FailingSample, Layer } from "./types.ts";
 
@@ -300,17 +300,6 @@ interface ScanCheck {
   distinctOf?: string[];
 }
 
-/** Check types that `quality.scope: changed` may narrow to candidate rows. */
-const NARROWABLE: ReadonlySet<string> = new Set([
-  "not_null",
-  "accepted_values",
-  "range",
-  "regex",
-  "expression",
-  "unique",
-  "relationships",
-]);
-
 /** The temp table of a table's candidate rows (one target at a time). */
 const CANDIDATES = "_sluice_scope_rows";
 
@@ -327,7 +316,7 @@ function narrowed(
   index: number,
 ): { filter: string; wide?: string; from?: TableRef; build?: string } {
   const wide = andAll([target.scope, spec.settings.where as string | undefined]);
-  if (!target.candidates?.checks.has(spec.name) || !NARROWABLE.has(spec.type)) {
+  if (!target.candidates?.checks.has(spec.name) || !ROW_LEVEL_CHECKS.has(spec.type)) {
     return { filter: wide };
   }
   const rows: TableRef = { schema: "temp", table: CANDIDATES };
@@ -350,7 +339,7 @@ function scoped(
   checked: number,
   r: CheckResult,
 ): CheckResult {
-  if (target.candidates === undefined || !NARROWABLE.has(c.spec.type)) return r;
+  if (target.candidates === undefined || !ROW_LEVEL_CHECKS.has(c.spec.type)) return r;
   return { ...r, scope: c.from === undefined ? "full" : "changed", rowsChecked: checked };
 }
 
@@ -380,6 +369,19 @@ export async function runChecks(
   };
   const columns = await tableColumns(db, ref);
   const byName = new Map(columns.map((c) => [c.name, c]));
+  // A scanned check's result from its counts, with the scope it was read in.
+  const judged = async (c: ScanCheck, counts: ScanCount) =>
+    scoped(
+      target,
+      c,
+      counts.checked,
+      await judgeScan(ctx, target, c, counts, {
+        sampleSize,
+        ref,
+        byName,
+        failing: options.failing,
+      }),
+    );
   if (columns.length === 0) {
     target.checks.forEach((spec, i) =>
       done(i, errored(base(target, spec), `table ${target.schema}.${target.table} does not exist`))
@@ -558,20 +560,7 @@ export async function runChecks(
       const r = base(target, c.spec);
       try {
         const counts = combined?.[j] ?? (await scanAll(db, ref, target.scope, [c]))[0];
-        done(
-          c.index,
-          scoped(
-            target,
-            c,
-            counts.checked,
-            await judgeScan(ctx, target, c, counts, {
-              sampleSize,
-              ref,
-              byName,
-              failing: options.failing,
-            }),
-          ),
-        );
+        done(c.index, await judged(c, counts));
       } catch (e) {
         done(c.index, await sqlError(db, r, e));
       }
@@ -590,20 +579,7 @@ export async function runChecks(
         temps.push(c.from!.table);
       }
       const [counts] = await scanAll(db, ref, target.scope, [c]);
-      done(
-        c.index,
-        scoped(
-          target,
-          c,
-          counts.checked,
-          await judgeScan(ctx, target, c, counts, {
-            sampleSize,
-            ref,
-            byName,
-            failing: options.failing,
-          }),
-        ),
-      );
+      done(c.index, await judged(c, counts));
     } catch (e) {
       done(c.index, await sqlError(db, r, e));
     }
@@ -820,7 +796,7 @@ async function judgeScan(
   // A narrowed check reads its candidate rows.
   const from = c.from ?? options.ref;
   const failing = c.fail ? failingRowsSql(from, c.filter, c.fail) : "";
-  if (NARROWABLE.has(spec.type)) {
+  if (ROW_LEVEL_CHECKS.has(spec.type)) {
     options.failing?.set(
       spec.name,
       spec.type === "unique" ? uniqueFailingSql(from, spec.columns, c.filter) : failing,

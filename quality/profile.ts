@@ -19,6 +19,11 @@ import type { Engine } from "../core/engine.ts";
 import { literal, qualified, rawIdent } from "../core/quote.ts";
 import { isNumericType, isTemporalType } from "./_check_sql.ts";
 
+/** A figure read back from DuckDB: a number, or null. */
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+/** A min/max read back as text, or null. */
+const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
+
 /**
  * Tables with at most this many rows get exact distinct counts in every column.
  *
@@ -208,8 +213,6 @@ async function previousProfile(
   if (rows.length === 0) return "no previous profile";
   if (rows.some((r) => Number(r.ok) === 0)) return "previous profile not of a successful run";
   if (rows.some((r) => r.last_writer !== true)) return "table written since the previous profile";
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
   return {
     rowCount: Number(rows[0].row_count),
     columns: rows.map((r) => ({
@@ -270,8 +273,6 @@ export async function profileTable(
   }
   const row = (await db.one(profileSql(ref, columns, { scope: options.scope }))) ?? {};
   const n = Number(row.n ?? 0);
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
   return {
     layer: ref.layer,
     table: ref.table,
@@ -334,8 +335,6 @@ async function incremental(
   const whole = row;
   const n = Number(row.n ?? 0);
   if (prev.rowCount + Number(row.dn ?? 0) !== n) return "row count does not add up";
-  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
-  const text = (v: unknown) => (v === null || v === undefined ? null : String(v));
   return {
     layer: ref.layer,
     table: ref.table,

@@ -82,3 +82,25 @@ export interface SilverWrite {
   /** Rows of re-sent or retracted files were taken out (and older versions restored). */
   retracted: boolean;
 }
+
+/**
+ * Row-level check types: their verdict on a row depends on that row alone
+ * (and a `relationships` parent), so `quality.scope: changed` may narrow
+ * them to candidate rows and keep their failing rows.
+ *
+ * @example
+ * ```ts
+ * import { ROW_LEVEL_CHECKS } from "./types.ts";
+ * ROW_LEVEL_CHECKS.has("not_null"); // true
+ * ROW_LEVEL_CHECKS.has("row_count"); // false
+ * ```
+ */
+export const ROW_LEVEL_CHECKS: ReadonlySet<string> = new Set([
+  "not_null",
+  "accepted_values",
+  "range",
+  "regex",
+  "expression",
+  "unique",
+  "relationships",
+]);
