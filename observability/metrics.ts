@@ -29,7 +29,7 @@
  *
  * @module
  */
-import { Counter as PromCounter, Gauge as PromGauge } from "prom-client";
+import { Counter as PromCounter, Gauge as PromGauge } from "../core/prom.ts";
 import type { Counter, Gauge, Logger, Registry } from "../core/npm_types.ts";
 import type { StageResult } from "../core/run_context.ts";
 

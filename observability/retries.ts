@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Counter as PromCounter } from "prom-client";
+import { Counter as PromCounter } from "../core/prom.ts";
 import type { Counter, Logger, Registry } from "../core/npm_types.ts";
 import { errorMessage } from "../core/errors.ts";
 import type { RetryEvent } from "../core/retry.ts";

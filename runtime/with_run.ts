@@ -20,7 +20,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { Registry as PromRegistry } from "prom-client";
+import { Registry as PromRegistry } from "../core/prom.ts";
 import type { Registry } from "../core/npm_types.ts";
 import { type Clock, systemClock } from "../core/clock.ts";
 import type { PipelineConfig } from "../core/config/mod.ts";

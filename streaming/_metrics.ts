@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "../core/prom.ts";
 
 /** The metric set of a stream. */
 export interface StreamMetrics {

@@ -20,7 +20,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { Registry } from "prom-client";
+import { Registry } from "../core/prom.ts";
 import { systemClock } from "../core/clock.ts";
 import type { PipelineConfig } from "../core/config/mod.ts";
 import { DLQ_COLUMNS } from "../core/dlq.ts";

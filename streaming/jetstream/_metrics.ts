@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "../../core/prom.ts";
 
 type L = "pipeline" | "stream" | "worker";
 
