@@ -5,25 +5,44 @@
  *
  * @module
  */
-import { credsAuthenticator, type NatsConnection } from "@nats-io/nats-core";
-import { connect } from "@nats-io/transport-node";
-import {
+import type { NatsConnection } from "@nats-io/nats-core";
+import type {
   AckPolicy,
-  type Consumer,
-  type ConsumerInfo,
+  Consumer,
+  ConsumerInfo,
   DeliverPolicy,
   DiscardPolicy,
-  jetstream,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstreamManager,
-  type JsMsg,
+  JetStreamClient,
+  JetStreamManager,
+  JsMsg,
   ReplayPolicy,
-  type StreamInfo,
+  StreamInfo,
 } from "@nats-io/jetstream";
 import type { JetStreamSourceConfig } from "../../core/config/mod.ts";
 import { parseDuration } from "../../core/duration.ts";
 import { SourceError } from "../../core/errors.ts";
+
+/** The NATS client modules, loaded on the first connection (not by `sluice run`). */
+interface NatsModules {
+  core: typeof import("@nats-io/nats-core");
+  transport: typeof import("@nats-io/transport-node");
+  js: typeof import("@nats-io/jetstream");
+}
+let natsModules: Promise<NatsModules> | undefined;
+/**
+ * Loads the NATS client on first use: about 30 ms of module loading that a
+ * batch run, which never talks to NATS, does not pay.
+ */
+function nats(): Promise<NatsModules> {
+  natsModules ??= Promise.all([
+    import("@nats-io/nats-core"),
+    import("@nats-io/transport-node"),
+    import("@nats-io/jetstream"),
+  ]).then(([core, transport, js]) => ({ core, transport, js }));
+  return natsModules;
+}
+/** JetStream's `AckPolicy.Explicit`, without loading the client. */
+const ACK_EXPLICIT = "explicit" as AckPolicy;
 
 /** An open connection with the stream's manager, client and consumer. */
 export interface JetStreamLink {
@@ -68,7 +87,7 @@ async function connectOptions(src: JetStreamSourceConfig, name: string) {
     } catch (e) {
       throw new SourceError(`Cannot read the NATS creds file ${src.creds}: ${String(e)}`);
     }
-    auth.authenticator = credsAuthenticator(bytes);
+    auth.authenticator = (await nats()).core.credsAuthenticator(bytes);
   }
   return {
     servers: src.servers.map((s) => s.replace(/^nats:\/\//, "")),
@@ -84,9 +103,9 @@ async function connectOptions(src: JetStreamSourceConfig, name: string) {
 export function consumerSettings(src: JetStreamSourceConfig) {
   return {
     durable_name: src.consumer,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    replay_policy: ReplayPolicy.Instant,
+    ack_policy: ACK_EXPLICIT,
+    deliver_policy: "all" as DeliverPolicy,
+    replay_policy: "instant" as ReplayPolicy,
     ack_wait: parseDuration(src.ack_wait) * 1_000_000,
     // Unlimited on the server: the worker dead-letters a message delivered more than
     // max_deliver times (without parsing it), so a crash during that last delivery cannot
@@ -105,9 +124,10 @@ export async function openLink(
   src: JetStreamSourceConfig,
   options: { name: string },
 ): Promise<JetStreamLink> {
+  const lib = await nats();
   let nc: NatsConnection;
   try {
-    nc = await connect(await connectOptions(src, options.name));
+    nc = await lib.transport.connect(await connectOptions(src, options.name));
   } catch (e) {
     throw new SourceError(
       `Cannot connect to NATS (${src.servers.join(", ")}): ${safeMessage(e)}`,
@@ -115,7 +135,7 @@ export async function openLink(
     );
   }
   try {
-    const jsm = await jetstreamManager(nc, { timeout: 10_000 });
+    const jsm = await lib.js.jetstreamManager(nc, { timeout: 10_000 });
     try {
       await jsm.streams.info(src.stream);
     } catch (e) {
@@ -139,7 +159,7 @@ export async function openLink(
         if (!/already (exists|in use)/i.test(safeMessage(e))) throw e;
       }
     } else if (
-      info.config.ack_policy !== AckPolicy.Explicit ||
+      info.config.ack_policy !== ACK_EXPLICIT ||
       (info.config.filter_subject ?? undefined) !== want.filter_subject
     ) {
       throw new SourceError(
@@ -157,7 +177,7 @@ export async function openLink(
         max_ack_pending: want.max_ack_pending,
       });
     }
-    const js = jetstream(nc, { timeout: 10_000 });
+    const js = lib.js.jetstream(nc, { timeout: 10_000 });
     const consumer = await js.consumers.get(src.stream, src.consumer);
     return { nc, jsm, js, consumer };
   } catch (e) {
@@ -306,7 +326,7 @@ export async function ensureClaims(link: JetStreamLink, src: JetStreamSourceConf
       subjects: [`$KV.${bucket}.>`],
       max_msgs_per_subject: 1,
       num_replicas: si.config.num_replicas,
-      discard: DiscardPolicy.New,
+      discard: "new" as DiscardPolicy,
       allow_rollup_hdrs: true,
       deny_delete: true,
       allow_direct: true,
