@@ -52,6 +52,24 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * committed). Fails only when nothing moves for `stallMs` (no fixed deadline:
  * a loaded machine is slower, not wrong).
  */
+/** Waits until `n` workers have a pull waiting on the consumer (a joining worker is ready). */
+async function pullersWaiting(cluster: NatsCluster, n: number, timeoutMs: number): Promise<void> {
+  const nc = await cluster.connect();
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const deadline = Date.now() + timeoutMs;
+    let seen = 0;
+    while (Date.now() < deadline) {
+      seen = (await jsm.consumers.info("ORDERS", "sluice-orders")).num_waiting;
+      if (seen >= n) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`only ${seen} of ${n} workers pulling after ${timeoutMs} ms`);
+  } finally {
+    await nc.close();
+  }
+}
+
 async function drained(
   cluster: NatsCluster,
   stallMs: number,
@@ -315,6 +333,8 @@ Deno.test({
       await publishRange(nc, pub, 0, total / 2);
       await drained(cluster, 60_000, running);
       await start("w4");
+      // w4 has joined (its pull waits beside the others') before the next events come.
+      await pullersWaiting(cluster, 4, 60_000);
       await publishRange(nc, pub, total / 2, (total * 3) / 4);
       // w1 leaves mid-run: SIGTERM finishes its batch, commits and acks; it is gone for good.
       assert.equal(await stopWorker(running.get("w1")!), 0);

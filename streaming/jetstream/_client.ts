@@ -21,6 +21,13 @@ import type {
 import type { JetStreamSourceConfig } from "../../core/config/mod.ts";
 import { parseDuration } from "../../core/duration.ts";
 import { SourceError } from "../../core/errors.ts";
+import {
+  claimKey,
+  emptyClaimBlock,
+  holderOf,
+  parseClaimBlock,
+  withClaims,
+} from "./_claim_blocks.ts";
 
 /** The NATS client modules, loaded on the first connection (not by `sluice run`). */
 interface NatsModules {
@@ -250,7 +257,7 @@ export async function ackConfirmed(
   options: { timeoutMs: number },
 ): Promise<Set<number>> {
   const done = new Set<number>();
-  const chunk = 512;
+  const chunk = 4096;
   for (let i = 0; i < acks.length; i += chunk) {
     const part = acks.slice(i, i + chunk);
     const results = await Promise.allSettled(
@@ -301,7 +308,7 @@ export async function position(
   };
 }
 
-/** The claims bucket of a consumer: a JetStream KV bucket (`$KV.<bucket>.<stream>.<seq>`). */
+/** The claims bucket of a consumer: a JetStream KV bucket (`$KV.<bucket>.<stream>.b<block>`). */
 export function claimsBucket(src: JetStreamSourceConfig): string {
   return `sluice-claims-${src.consumer}`;
 }
@@ -338,11 +345,14 @@ export async function ensureClaims(link: JetStreamLink, src: JetStreamSourceConf
 }
 
 /**
- * Claims stream sequences for `worker` in the claims bucket: a claim is a
- * key written once (create = expected last subject sequence 0), so exactly
- * one worker ever holds a sequence. Returns the holder of each sequence
- * (`worker` when the claim is ours, also when we wrote it before a crash or
- * a lost reply). Unreachable servers are retried until `untilMs`.
+ * Claims stream sequences for `worker` in the claims bucket. Each key holds
+ * the claims of a block of sequences ({@linkcode claimKey}); a claim adds
+ * the sequences nobody holds yet with compare-and-set on the key's revision
+ * (expected last subject sequence), so exactly one worker ever holds a
+ * sequence, and a claim is never taken back. Returns the holder of each
+ * sequence (`worker` when the claim is ours, also when we wrote it before a
+ * crash or a lost reply). A write that lost the race reads the key again;
+ * unreachable servers are retried until `untilMs`.
  */
 export async function claim(
   link: JetStreamLink,
@@ -352,45 +362,72 @@ export async function claim(
   options: { timeoutMs: number; untilMs: number },
 ): Promise<Map<number, string>> {
   const bucket = claimsBucket(src);
+  const byKey = new Map<string, number[]>();
+  for (const seq of new Set(seqs)) {
+    const key = claimKey(src.stream, seq);
+    const list = byKey.get(key);
+    if (list) list.push(seq);
+    else byKey.set(key, [seq]);
+  }
   const out = new Map<number, string>();
-  const subject = (seq: number) => `$KV.${bucket}.${src.stream}.${seq}`;
-  let todo = seqs;
-  for (let attempt = 0; todo.length > 0; attempt++) {
-    if (attempt > 0) {
-      if (Date.now() > options.untilMs) {
+  await Promise.all(
+    [...byKey].map(([key, list]) => claimInKey(link, { bucket, key, list, worker, out, options })),
+  );
+  return out;
+}
+
+/** One key's part of {@linkcode claim}: read, add what nobody holds, write if unchanged. */
+async function claimInKey(
+  link: JetStreamLink,
+  c: {
+    bucket: string;
+    key: string;
+    list: number[];
+    worker: string;
+    out: Map<number, string>;
+    options: { timeoutMs: number; untilMs: number };
+  },
+): Promise<void> {
+  const subject = `$KV.${c.bucket}.${c.key}`;
+  let failures = 0;
+  for (let attempt = 0;; attempt++) {
+    if (failures > 0 || attempt > 0) {
+      if (Date.now() > c.options.untilMs) {
         throw new SourceError(
-          `Cannot claim ${todo.length} message(s) of stream "${src.stream}" in bucket ` +
-            `"${bucket}": NATS did not answer`,
+          `Cannot claim ${c.list.length} message(s) in key "${c.key}" of bucket ` +
+            `"${c.bucket}": NATS did not answer`,
         );
       }
-      await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)));
+      // A lost race is tried again at once (with jitter); an unreachable server backs off.
+      const wait = failures > 0 ? Math.min(2000, 200 * failures) : Math.random() * 20;
+      await new Promise((r) => setTimeout(r, wait));
     }
-    const again: number[] = [];
-    const chunk = 512;
-    for (let i = 0; i < todo.length; i += chunk) {
-      const part = todo.slice(i, i + chunk);
-      const results = await Promise.allSettled(part.map(async (seq) => {
-        try {
-          await link.js.publish(subject(seq), worker, {
-            expect: { lastSubjectSequence: 0 },
-            timeout: options.timeoutMs,
-          });
-          return worker;
-        } catch (e) {
-          if (!/wrong last sequence|10071/i.test(safeMessage(e))) throw e;
-          const m = await link.jsm.streams.getMessage(`KV_${bucket}`, {
-            last_by_subj: subject(seq),
-          });
-          if (m === null) throw e;
-          return m.string();
-        }
-      }));
-      results.forEach((r, j) => {
-        if (r.status === "fulfilled") out.set(part[j], r.value);
-        else again.push(part[j]);
+    let stored;
+    try {
+      stored = await link.jsm.streams.getMessage(`KV_${c.bucket}`, { last_by_subj: subject });
+    } catch {
+      failures++;
+      continue;
+    }
+    const block = stored ? parseClaimBlock(stored.string(), c.key) : emptyClaimBlock();
+    const mine: number[] = [];
+    for (const seq of c.list) {
+      const holder = holderOf(block, seq);
+      if (holder === undefined) mine.push(seq);
+      else c.out.set(seq, holder);
+    }
+    if (mine.length === 0) return;
+    try {
+      await link.js.publish(subject, JSON.stringify(withClaims(block, mine, c.worker)), {
+        expect: { lastSubjectSequence: stored?.seq ?? 0 },
+        timeout: c.options.timeoutMs,
       });
+    } catch (e) {
+      // Another worker wrote the key in between (or our write landed but its reply was lost).
+      if (!/wrong last sequence|10071/i.test(safeMessage(e))) failures++;
+      continue;
     }
-    todo = again;
+    for (const seq of mine) c.out.set(seq, c.worker);
+    return;
   }
-  return out;
 }

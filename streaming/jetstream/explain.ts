@@ -65,10 +65,11 @@ export function explainJetStream(config: PipelineConfig): string {
       `message to a second worker when the\nconsumer's leader moves (a NATS node fails) or a ` +
       `worker stays away longer than ack_wait.\n` +
       (src.claims === "kv"
-        ? `After its commit and before its ack, a worker claims each message in the KV bucket ` +
-          `sluice-claims-${src.consumer}\n(a key created once: one holder per sequence); a ` +
-          `worker that finds a message claimed by another\nremoves it from its shard in one ` +
-          `transaction. Every event ends in exactly one shard.`
+        ? `After its commit, a worker claims each message in the KV bucket ` +
+          `sluice-claims-${src.consumer}\n(compare-and-set: one holder per sequence, never taken ` +
+          `back); a worker that finds a message\nclaimed by another removes it from its shard in ` +
+          `one transaction. It forgets an ack only once\nits claim is settled, so a restart ` +
+          `claims again. Every event ends in exactly one shard.`
         : `Then two shards hold it: \`sluice shards\` counts those sequences, and its export ` +
           `writes each of them once.`),
   );

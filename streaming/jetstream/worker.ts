@@ -129,7 +129,10 @@ export interface JetStreamSummary {
   pending: number;
   /** Wall time in milliseconds. */
   durationMs: number;
-  /** Time spent in committed batches (pull to confirmed ack), in milliseconds. */
+  /**
+   * Time spent in committed batches (pull to confirmed ack; the acks of one
+   * batch overlap the next, counted once), in milliseconds.
+   */
   busyMs: number;
 }
 
@@ -146,6 +149,24 @@ interface Counts {
   redelivered: number;
   firstSeq: number;
   lastSeq: number;
+}
+
+/** A committed batch whose claims and acks are on their way. */
+interface InFlight {
+  batchId: number;
+  /** `batchesStarted` when it ran (the crash points' occurrence). */
+  occurrence: number;
+  claims: number[];
+  acks: { seq: number; reply: string }[];
+  network: Promise<
+    [PromiseSettledResult<Map<number, string>>, PromiseSettledResult<Set<number>>]
+  >;
+  counts: Counts;
+  result: { written: number; deadLettered: number; windows: Record<string, number> };
+  started: number;
+  committedAt: number;
+  pullMs: number;
+  commitMs: number;
 }
 
 const STAGED = "_sluice_js_msgs";
@@ -222,6 +243,10 @@ class Worker {
   state!: ShardState;
   last?: Position;
   batchesStarted = 0;
+  /** The committed batch whose claims and acks are on their way (see {@linkcode batch}). */
+  inFlight?: InFlight;
+  /** Acks sent but not confirmed since the last look at `_sluice.jetstream_unacked`. */
+  unconfirmed = 0;
   summary: JetStreamSummary;
 
   constructor(ctx: RunContext, s: JetStreamingConfig, options: JetStreamOptions) {
@@ -400,7 +425,24 @@ class Worker {
     crashIfAt(this.log, { step, batch: this.batchesStarted });
   }
 
+  /** Runs batches until the trigger, a limit or a signal stops it; settles the last one. */
   async loop(): Promise<void> {
+    try {
+      await this.batches();
+    } catch (e) {
+      // The batch committed before the failure still gets its claims and acks.
+      await this.settleInFlight({ busy: true }).catch((err) =>
+        this.log.warn("could not settle the last committed batch: {error}", {
+          event: "settle_failed",
+          error: safeMessage(err),
+        })
+      );
+      throw e;
+    }
+    await this.settleInFlight({ busy: true });
+  }
+
+  async batches(): Promise<void> {
     const max = this.options.maxBatches ?? Infinity;
     while (true) {
       if (this.aborted) {
@@ -420,55 +462,115 @@ class Worker {
     }
   }
 
+  /** Negative acks (`-NAK`): JetStream delivers these messages again without waiting. */
+  async nak(msgs: PulledMessage[]): Promise<void> {
+    const nc = this.link?.nc;
+    if (!nc || msgs.length === 0) return;
+    try {
+      for (const m of msgs) nc.publish(m.reply, "-NAK");
+      await nc.flush();
+    } catch { /* unreachable: they come back after ack_wait */ }
+  }
+
   /** Sends the acks of committed messages that the server did not confirm. */
   async retryUnacked(): Promise<void> {
-    let pending = await loadUnacked(this.db, this.stream);
+    // The batch in flight is settled on its own.
+    const flying = new Set(this.inFlight?.acks.map((a) => a.seq) ?? []);
+    const pending = (await loadUnacked(this.db, this.stream)).filter((p) => !flying.has(p.seq));
+    this.unconfirmed = 0;
     if (pending.length === 0) return;
-    // A crash between the commit and the claim: claim (or give up) before acking.
-    await this.settleClaims(pending.map((p) => p.seq), 0);
     // Below the consumer's ack floor every message is acked already (by this worker or after
-    // a redelivery): nothing to send.
+    // a redelivery): nothing to send, but a crash between the commit and the claim may have
+    // left it unclaimed, so it is claimed (or given up) like the rest before it is forgotten.
     const floor = this.last?.ackFloor ?? 0;
-    const below = pending.filter((p) => p.seq <= floor).map((p) => p.seq);
-    if (below.length > 0) {
-      await forgetAcked(this.db, this.stream, below);
-      pending = pending.filter((p) => p.seq > floor);
-      if (pending.length === 0) return;
-    }
-    const done = await this.ack(pending);
+    const above = pending.filter((p) => p.seq > floor);
+    const b = { claims: pending.map((p) => p.seq), acks: above, attempts: 1 };
+    const done = await this.settle(0, b, await this.sendClaimsAndAcks(b));
+    await forgetAcked(
+      this.db,
+      this.stream,
+      pending.filter((p) => p.seq <= floor).map((p) => p.seq),
+    );
+    if (above.length === 0) return;
     this.log.info("unconfirmed acks sent again", {
       event: "acks_retried",
-      messages: pending.length,
+      messages: above.length,
       confirmed: done.size,
     });
   }
 
-  async ack(acks: { seq: number; reply: string }[]): Promise<Set<number>> {
-    if (acks.length === 0 || !this.link) return new Set();
-    const timeoutMs = Math.min(10_000, Math.max(1000, parseDuration(this.src.ack_wait) / 4));
-    const done = await ackConfirmed(this.link.nc, acks, { timeoutMs });
+  /**
+   * Settles a committed batch once its claims (`claims: kv`) and acks, sent
+   * at the same time by {@linkcode sendClaimsAndAcks}, are answered: removes
+   * the sequences another worker claimed first and forgets the confirmed acks.
+   * The record of an unconfirmed ack is only forgotten once the claims are
+   * settled, so a crash anywhere in between claims and acks again on
+   * restart; an ack sent before its claim is confirmed changes nothing, as
+   * the claim, not the ack, decides which shard keeps a redelivered message.
+   * Returns the sequences whose ack the server confirmed.
+   */
+  async settle(
+    batchId: number,
+    b: { claims: number[]; acks: { seq: number; reply: string }[] },
+    network: [PromiseSettledResult<Map<number, string>>, PromiseSettledResult<Set<number>>],
+  ): Promise<Set<number>> {
+    const [claimed, acked] = network;
+    if (claimed.status === "rejected") throw claimed.reason;
+    await this.removeLost(claimed.value, batchId);
+    if (acked.status === "rejected") throw acked.reason;
+    const done = acked.value;
     await forgetAcked(this.db, this.stream, [...done]);
     this.m.acks.inc(this.labels, done.size);
-    if (done.size < acks.length) this.m.ackFailures.inc(this.labels, acks.length - done.size);
+    const failed = b.acks.length - done.size;
+    if (failed > 0) this.m.ackFailures.inc(this.labels, failed);
+    this.unconfirmed += failed;
     this.summary.acks += done.size;
     this.state.acks += done.size;
     return done;
   }
 
+  /** The network part of {@linkcode settle}: claims and acks sent at the same time. */
+  sendClaimsAndAcks(
+    b: { claims: number[]; acks: { seq: number; reply: string }[]; attempts: number },
+  ): Promise<[PromiseSettledResult<Map<number, string>>, PromiseSettledResult<Set<number>>]> {
+    return Promise.allSettled([this.claimAll(b.claims), this.sendAcks(b.acks, b.attempts)]);
+  }
+
   /**
-   * Claims the sequences this shard just committed (`claims: kv`). A claim is
-   * written once, after the local commit and before the ack, so exactly one
-   * worker holds each sequence; a sequence another worker claimed first
-   * (a redelivery it committed too) is removed from this shard in one
-   * transaction — rows, dead letters and the sequence — and noted in
-   * `_sluice.jetstream_claims_lost`.
+   * Acks messages and waits for the server's confirmations; what it does not
+   * confirm is sent again at once (up to `attempts` rounds), then before the
+   * next pull.
    */
-  async settleClaims(seqs: number[], batchId: number): Promise<void> {
-    if (this.src.claims !== "kv" || seqs.length === 0 || !this.link) return;
-    const holders = await claim(this.link, this.src, seqs, this.worker, {
+  async sendAcks(acks: { seq: number; reply: string }[], attempts: number): Promise<Set<number>> {
+    const done = new Set<number>();
+    if (acks.length === 0 || !this.link) return done;
+    const timeoutMs = Math.min(10_000, Math.max(1000, parseDuration(this.src.ack_wait) / 4));
+    let todo = acks;
+    for (let attempt = 0; todo.length > 0 && attempt < attempts; attempt++) {
+      if (attempt > 0) await sleep(300 * attempt);
+      for (const seq of await ackConfirmed(this.link.nc, todo, { timeoutMs })) done.add(seq);
+      todo = todo.filter((a) => !done.has(a.seq));
+    }
+    return done;
+  }
+
+  /** Claims sequences this shard committed (`claims: kv`): who holds each. */
+  async claimAll(seqs: number[]): Promise<Map<number, string>> {
+    if (this.src.claims !== "kv" || seqs.length === 0 || !this.link) return new Map();
+    return await claim(this.link, this.src, seqs, this.worker, {
       timeoutMs: 5000,
       untilMs: Date.now() + (this.options.retryForMs ?? 120_000),
     });
+  }
+
+  /**
+   * Removes from this shard the sequences another worker claimed first (a
+   * redelivery it committed too), in one transaction — rows, dead letters
+   * and the sequence — and notes them in `_sluice.jetstream_claims_lost`. A
+   * claim is written once, after the local commit, so exactly one worker
+   * holds each sequence.
+   */
+  async removeLost(holders: Map<number, string>, batchId: number): Promise<void> {
     const lost = [...holders].filter(([, w]) => w !== this.worker);
     if (lost.length === 0) return;
     const list = lost.map(([seq]) => Math.trunc(seq)).join(",");
@@ -537,6 +639,11 @@ class Worker {
         { stream: this.stream, from, to },
       );
       const missing = to - from + 1 - Number(here?.n ?? 0);
+      if (missing <= 0) {
+        // All of them are committed here (acked while this floor was last seen): nothing lost.
+        st.floorSeen = Math.max(to, pos.ackFloor);
+        return;
+      }
       const text = `JetStream sequences ${from} to ${to} of stream "${this.src.stream}" are ` +
         `gone (purged or removed by its limits) but the consumer "${this.src.consumer}" had not ` +
         `acknowledged all of them (its ack floor was ${st.floorSeen}; the stream now starts at ` +
@@ -597,20 +704,38 @@ class Worker {
     );
   }
 
-  /** Pulls, stages, classifies and commits one batch, then acks it. */
+  /**
+   * Pulls, stages, classifies and commits one batch, then starts its claims
+   * and acks. They travel while the next batch is pulled and committed, and
+   * are settled after that commit (or on an empty pull, or when the loop
+   * ends): the network wait of one batch overlaps the work of the next.
+   */
   async batch(): Promise<"committed" | "empty"> {
     const started = performance.now();
     const floorBefore = this.state.floorSeen;
-    await this.look();
-    await this.retryUnacked();
+    // Only after a batch whose acks were not all confirmed (a restart always looks).
+    if (this.unconfirmed > 0) await this.retryUnacked();
     // Deliveries start their ack_wait timers no earlier than this.
     const pullStarted = performance.now();
-    const msgs = await this.retrying("pull", () =>
-      pull(this.link!, {
-        max: this.batchSize,
-        expiresMs: parseDuration(this.src.max_wait),
-      }));
+    // The look at the stream (lag, data loss) travels with the pull.
+    const [looked, pulled] = await Promise.allSettled([
+      this.look(),
+      this.retrying("pull", () =>
+        pull(this.link!, {
+          max: this.batchSize,
+          expiresMs: parseDuration(this.src.max_wait),
+        })),
+    ]);
+    if (looked.status === "rejected") {
+      // Hand the pulled batch back at once rather than after ack_wait (best effort).
+      if (pulled.status === "fulfilled") await this.nak(pulled.value);
+      throw looked.reason;
+    }
+    if (pulled.status === "rejected") throw pulled.reason;
+    const msgs = pulled.value;
     if (msgs.length === 0) {
+      // The acks just confirmed move the consumer's ack floor: look again before keeping it.
+      if (await this.settleInFlight({ busy: true })) await this.look();
       // Nothing to commit: still keep the ack floor seen, the reference for data loss.
       if (this.state.floorSeen !== floorBefore) await this.saveState(this.ctx.clock.now());
       return "empty";
@@ -631,36 +756,58 @@ class Worker {
     const pulledAt = performance.now();
     const r = await this.db.transaction(() => this.commit({ counts, cp, batchId, now, msgs }));
     this.crash("committed");
-    if (this.src.claims === "kv" && counts.fresh > 0) {
-      const rows = await this.db.all<{ seq: number }>(`SELECT seq FROM ${FRESH}`);
-      await this.settleClaims(rows.map((x) => Number(x.seq)), batchId);
-    }
-    const committedAt = performance.now();
-    // Ack everything pulled: new messages (now committed) and duplicates (committed before);
-    // what the server does not confirm is sent again at once, then before the next pull.
-    let todo = msgs.map((m) => ({ seq: m.seq, reply: m.reply }));
-    const done = new Set<number>();
-    for (let attempt = 0; todo.length > 0 && attempt < 3; attempt++) {
-      if (attempt > 0) await sleep(300 * attempt);
-      for (const seq of await this.ack(todo)) done.add(seq);
-      todo = todo.filter((a) => !done.has(a.seq));
-    }
-    this.crash("cleaned");
+    const claims = this.src.claims === "kv" && counts.fresh > 0
+      ? (await this.db.all<{ seq: number }>(`SELECT seq FROM ${FRESH}`)).map((x) => Number(x.seq))
+      : [];
     await this.dropStaging();
-    await this.export(batchId);
-    this.crash("exported");
-    const durationMs = performance.now() - started;
-    this.record(counts, r, {
+    const committedAt = performance.now();
+    await this.settleInFlight({ busy: false });
+    // Ack everything pulled: new messages (now committed) and duplicates (committed before).
+    const acks = msgs.map((m) => ({ seq: m.seq, reply: m.reply }));
+    this.inFlight = {
       batchId,
-      durationMs,
+      occurrence: this.batchesStarted,
+      claims,
+      acks,
+      network: this.sendClaimsAndAcks({ claims, acks, attempts: 3 }),
+      counts,
+      result: r,
+      started,
+      committedAt,
+      pullMs: pulledAt - started,
+      commitMs: committedAt - pulledAt,
+    };
+    this.summary.busyMs += performance.now() - started;
+    return "committed";
+  }
+
+  /**
+   * Settles the batch whose claims and acks are in flight: removes what
+   * another worker claimed, forgets the confirmed acks, exports and records
+   * it. False when nothing was in flight.
+   */
+  async settleInFlight(o: { busy: boolean }): Promise<boolean> {
+    const b = this.inFlight;
+    if (!b) return false;
+    this.inFlight = undefined;
+    const waitStarted = performance.now();
+    const done = await this.settle(b.batchId, b, await b.network);
+    crashIfAt(this.log, { step: "cleaned", batch: b.occurrence });
+    await this.export(b.batchId);
+    crashIfAt(this.log, { step: "exported", batch: b.occurrence });
+    const end = performance.now();
+    if (o.busy) this.summary.busyMs += end - waitStarted;
+    this.record(b.counts, b.result, {
+      batchId: b.batchId,
+      durationMs: end - b.started,
       acked: done.size,
       timings: {
-        pull_ms: Math.round(pulledAt - started),
-        commit_ms: Math.round(committedAt - pulledAt),
-        ack_ms: Math.round(performance.now() - committedAt),
+        pull_ms: Math.round(b.pullMs),
+        commit_ms: Math.round(b.commitMs),
+        ack_ms: Math.round(end - b.committedAt),
       },
     });
-    return "committed";
+    return true;
   }
 
   /**
@@ -1010,7 +1157,6 @@ class Worker {
   ): void {
     const sum = this.summary;
     sum.batches++;
-    sum.busyMs += o.durationMs;
     sum.received += c.messages;
     sum.written += r.written;
     sum.deadLettered += r.deadLettered;
