@@ -1,9 +1,10 @@
 /**
- * Claims of committed JetStream sequences: a claims key holds a block of
- * sequences as runs per worker, written with compare-and-set. Whatever the
- * order and overlap of claims, each sequence has exactly one holder, a claim
- * is never taken back, and concurrent workers racing on the same keys of a
- * real 3-node cluster agree on every holder.
+ * Claims of committed JetStream sequences: each block of sequences has an
+ * append-only log of write-once entries (runs per worker). Whatever the order
+ * and overlap of claims, each sequence has exactly one holder, a claim is
+ * never taken back, and concurrent workers racing on the same blocks of a
+ * real 3-node cluster agree on every holder (an update-with-revision scheme
+ * failed this test on nats-server 2.9: nats-io/nats-server#4320).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -13,13 +14,20 @@ import { NatsCluster, skipWithoutNats } from "./_nats_cluster.ts";
 import { writeWorkerConfig } from "./_jetstream.ts";
 import { loadConfig } from "../core/config/mod.ts";
 import type { JetStreamingConfig } from "../core/config/mod.ts";
-import { claim, ensureClaims, type JetStreamLink } from "../streaming/jetstream/_client.ts";
+import {
+  claim,
+  type ClaimCache,
+  ensureClaims,
+  type JetStreamLink,
+} from "../streaming/jetstream/_client.ts";
 import {
   CLAIM_BLOCK,
+  claimEntry,
   claimKey,
   emptyClaimBlock,
+  entrySeqs,
   holderOf,
-  parseClaimBlock,
+  parseClaimEntry,
   withClaims,
 } from "../streaming/jetstream/_claim_blocks.ts";
 import { SourceError } from "../core/errors.ts";
@@ -40,10 +48,11 @@ Deno.test("a claims block gives each sequence exactly one holder, first claim wi
         const expected = new Map<number, string>();
         for (const c of claims) {
           const fresh = c.seqs.filter((s) => holderOf(block, s) === undefined);
-          block = withClaims(block, fresh, c.worker);
+          // Written as an entry and read back, it claims the same sequences.
+          const entry = parseClaimEntry(JSON.stringify(claimEntry(fresh, c.worker)), "test");
+          assert.deepEqual(entrySeqs(entry), [...new Set(fresh)].sort((a, b) => a - b));
+          block = withClaims(block, entrySeqs(entry), entry.w);
           for (const s of fresh) if (!expected.has(s)) expected.set(s, c.worker);
-          // Written and read back as the key's value, it is the same block.
-          block = parseClaimBlock(JSON.stringify(block), "test");
         }
         for (let s = 0; s <= 300; s++) assert.equal(holderOf(block, s), expected.get(s));
         for (let i = 1; i < block.r.length; i++) {
@@ -60,17 +69,22 @@ Deno.test("a claims block gives each sequence exactly one holder, first claim wi
 Deno.test("a claims block refuses to claim a sequence someone holds", () => {
   const block = withClaims(emptyClaimBlock(), [5, 6, 7], "w1");
   assert.deepEqual(block.r, [[5, 7, 0]]);
+  assert.deepEqual(withClaims(block, [8, 4], "w1").r, [[4, 8, 0]]);
   assert.throws(() => withClaims(block, [7], "w2"), SourceError);
   assert.throws(() => withClaims(block, [6], "w1"), SourceError);
 });
 
-Deno.test("a claims key that is not a claims block is refused with the key's name", () => {
-  assert.throws(() => parseClaimBlock("w1", "ORDERS.b0"), /claims key "ORDERS.b0": it is not JSON/);
+Deno.test("a claims entry that is not one is refused with the key's name", () => {
   assert.throws(
-    () => parseClaimBlock(JSON.stringify({ v: 1, w: ["a"], r: [[5, 9, 0], [7, 8, 0]] }), "X.b1"),
-    /claims key "X.b1": expected .*sorted runs/,
+    () => parseClaimEntry("w1", "ORDERS.b0.3"),
+    /claims key "ORDERS.b0.3": it is not JSON/,
   );
-  assert.throws(() => parseClaimBlock(JSON.stringify({ v: 1, w: [], r: [[1, 2, 0]] }), "k"));
+  assert.throws(
+    () => parseClaimEntry(JSON.stringify({ v: 1, w: "a", r: [[5, 9], [7, 8]] }), "X.b1.0"),
+    /claims key "X.b1.0": expected .*sorted runs/,
+  );
+  assert.throws(() => parseClaimEntry(JSON.stringify({ v: 1, w: 3, r: [] }), "k"), SourceError);
+  assert.deepEqual(claimEntry([9, 3, 4, 5, 9], "w1"), { v: 1, w: "w1", r: [[3, 5], [9, 9]] });
 });
 
 Deno.test("claims keys group sequences by block", () => {
@@ -104,13 +118,16 @@ Deno.test({
       await ensureClaims(links[0], src.source);
       // Three workers, each claiming an overlapping range across two blocks, in rounds.
       const all = new Map<string, Map<number, string>>();
-      for (let round = 0; round < 4; round++) {
-        const base = CLAIM_BLOCK - 300 + round * 150;
+      const caches: ClaimCache[] = links.map(() => new Map());
+      for (let round = 0; round < 12; round++) {
+        const base = CLAIM_BLOCK - 300 + round * 60;
         const results = await Promise.all(links.map((link, i) => {
           const seqs = Array.from({ length: 400 }, (_, j) => base + i * 100 + j);
+          // Each worker keeps its own cache of what it read, as a worker process does.
           return claim(link, src.source, seqs, `w${i + 1}`, {
             timeoutMs: 5000,
             untilMs: Date.now() + 30_000,
+            cache: caches[i],
           });
         }));
         results.forEach((r, i) => {

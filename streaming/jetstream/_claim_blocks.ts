@@ -1,63 +1,97 @@
 /**
- * The value of one claims key: who holds each stream sequence of a block of
- * {@linkcode CLAIM_BLOCK} sequences, as sorted runs of consecutive sequences
- * held by one worker. A key only ever grows (a claim is never taken back or
- * moved), and it is written with compare-and-set on its revision, so exactly
- * one worker holds each sequence. A batch of first deliveries touches one or
- * two keys, which costs one read and one write each instead of one write per
- * message.
+ * Claims of committed stream sequences, grouped by block of
+ * {@linkcode CLAIM_BLOCK} sequences. A block's claims are an append-only log
+ * of entries, keys `<stream>.b<block>.<n>` for n = 0, 1, 2..., each written
+ * once (a create: expected last subject sequence 0) and never changed. A
+ * worker reads the entries it has not seen yet, then creates the next one
+ * with the sequences nobody holds; a create that loses the race reads again.
+ * Entry n is therefore disjoint from entries 0..n-1, and exactly one worker
+ * holds each sequence. (Creates are used, not updates with a revision:
+ * nats-server 2.9 checks an expected non-zero revision only before the RAFT
+ * proposal, so two concurrent updates can both succeed, nats-io/nats-server
+ * #4320; a create is checked again when the entry is applied.) A batch of
+ * first deliveries touches one or two blocks, which costs one read and one
+ * create each instead of one create per message.
  *
  * @module
  */
 import { SourceError } from "../../core/errors.ts";
 
-/** Stream sequences per claims key (`<stream>.b<seq / CLAIM_BLOCK>`). */
+/** Stream sequences per block of claims (`<stream>.b<seq / CLAIM_BLOCK>.<n>`). */
 export const CLAIM_BLOCK = 4096;
 
 /**
- * One claims key's value: `w` the workers, `r` the runs `[first, last,
- * worker index]`, sorted by `first`, never overlapping.
+ * The claims of one block as read so far: `w` the workers, `r` the runs
+ * `[first, last, worker index]`, sorted by `first`, never overlapping.
  */
 export interface ClaimBlock {
-  /** Format version. */
-  v: 1;
   /** Worker ids, referred to by index in `r`. */
   w: string[];
   /** Runs of consecutive sequences held by one worker: `[first, last, worker index]`. */
   r: [number, number, number][];
 }
 
-/** The key (below the bucket) of the block that holds `seq`. */
+/** One entry of a block's log: the sequences one worker claimed, as runs. */
+export interface ClaimEntry {
+  /** Format version. */
+  v: 1;
+  /** The worker. */
+  w: string;
+  /** Runs of consecutive sequences, `[first, last]`, sorted. */
+  r: [number, number][];
+}
+
+/** The block (below the bucket and stream) that holds `seq`: `<stream>.b<block>`. */
 export function claimKey(stream: string, seq: number): string {
   return `${stream}.b${Math.floor(seq / CLAIM_BLOCK)}`;
 }
 
 /** An empty block. */
 export function emptyClaimBlock(): ClaimBlock {
-  return { v: 1, w: [], r: [] };
+  return { w: [], r: [] };
 }
 
-/** Reads a block written by {@linkcode withClaims}; `where` names the key in errors. */
-export function parseClaimBlock(text: string, where: string): ClaimBlock {
-  let b: ClaimBlock;
+/** The entry that claims `seqs` for `worker`. */
+export function claimEntry(seqs: number[], worker: string): ClaimEntry {
+  const sorted = [...new Set(seqs)].sort((a, b) => a - b);
+  const r: [number, number][] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+    r.push([sorted[i], sorted[j]]);
+    i = j + 1;
+  }
+  return { v: 1, w: worker, r };
+}
+
+/** The sequences of an entry. */
+export function entrySeqs(e: ClaimEntry): number[] {
+  const out: number[] = [];
+  for (const [first, last] of e.r) for (let s = first; s <= last; s++) out.push(s);
+  return out;
+}
+
+/** Reads an entry written by {@linkcode claimEntry}; `where` names the key in errors. */
+export function parseClaimEntry(text: string, where: string): ClaimEntry {
+  let e: ClaimEntry;
   try {
-    b = JSON.parse(text);
+    e = JSON.parse(text);
   } catch {
     throw new SourceError(`Cannot read claims key "${where}": it is not JSON`);
   }
-  const ok = b !== null && typeof b === "object" && b.v === 1 && Array.isArray(b.w) &&
-    Array.isArray(b.r) &&
-    b.r.every((x, i) =>
-      Array.isArray(x) && x.length === 3 && Number.isSafeInteger(x[0]) && x[0] <= x[1] &&
-      typeof b.w[x[2]] === "string" && (i === 0 || b.r[i - 1][1] < x[0])
+  const ok = e !== null && typeof e === "object" && e.v === 1 && typeof e.w === "string" &&
+    Array.isArray(e.r) &&
+    e.r.every((x, i) =>
+      Array.isArray(x) && x.length === 2 && Number.isSafeInteger(x[0]) &&
+      Number.isSafeInteger(x[1]) && x[0] <= x[1] && (i === 0 || e.r[i - 1][1] < x[0])
     );
   if (!ok) {
     throw new SourceError(
-      `Cannot read claims key "${where}": expected {"v":1,"w":[workers],"r":[[first,last,` +
-        "worker],...]} with sorted runs (written by another Sluice version?)",
+      `Cannot read claims key "${where}": expected {"v":1,"w":"<worker>","r":[[first,last],...]} ` +
+        "with sorted runs (written by another Sluice version?)",
     );
   }
-  return b;
+  return e;
 }
 
 /** The worker holding `seq` in `block`, or undefined when nobody claimed it. */
@@ -76,7 +110,8 @@ export function holderOf(block: ClaimBlock, seq: number): string | undefined {
 
 /**
  * A new block: `block` plus `seqs` (none of them held yet) claimed by
- * `worker`; adjacent runs of one worker are merged.
+ * `worker`; adjacent runs of one worker are merged. A sequence held already
+ * is an error (entries of one block never overlap).
  */
 export function withClaims(block: ClaimBlock, seqs: number[], worker: string): ClaimBlock {
   const w = [...block.w];
@@ -100,5 +135,5 @@ export function withClaims(block: ClaimBlock, seqs: number[], worker: string): C
     if (prev && prev[2] === run[2] && prev[1] + 1 === run[0]) prev[1] = run[1];
     else merged.push(run);
   }
-  return { v: 1, w, r: merged };
+  return { w, r: merged };
 }

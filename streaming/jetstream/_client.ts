@@ -22,10 +22,13 @@ import type { JetStreamSourceConfig } from "../../core/config/mod.ts";
 import { parseDuration } from "../../core/duration.ts";
 import { SourceError } from "../../core/errors.ts";
 import {
+  type ClaimBlock,
+  claimEntry,
   claimKey,
   emptyClaimBlock,
+  entrySeqs,
   holderOf,
-  parseClaimBlock,
+  parseClaimEntry,
   withClaims,
 } from "./_claim_blocks.ts";
 
@@ -102,6 +105,9 @@ async function connectOptions(src: JetStreamSourceConfig, name: string) {
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     timeout: 5000,
+    // No stack trace captured per request: a batch sends thousands (acks, claims), and the
+    // errors Sluice reports name what failed without the client's async stack.
+    noAsyncTraces: true,
     ...auth,
   };
 }
@@ -308,7 +314,7 @@ export async function position(
   };
 }
 
-/** The claims bucket of a consumer: a JetStream KV bucket (`$KV.<bucket>.<stream>.b<block>`). */
+/** The claims bucket of a consumer: a JetStream KV bucket (`$KV.<bucket>.<stream>.b<block>.<n>`). */
 export function claimsBucket(src: JetStreamSourceConfig): string {
   return `sluice-claims-${src.consumer}`;
 }
@@ -345,23 +351,33 @@ export async function ensureClaims(link: JetStreamLink, src: JetStreamSourceConf
 }
 
 /**
- * Claims stream sequences for `worker` in the claims bucket. Each key holds
- * the claims of a block of sequences ({@linkcode claimKey}); a claim adds
- * the sequences nobody holds yet with compare-and-set on the key's revision
- * (expected last subject sequence), so exactly one worker ever holds a
- * sequence, and a claim is never taken back. Returns the holder of each
- * sequence (`worker` when the claim is ours, also when we wrote it before a
- * crash or a lost reply). A write that lost the race reads the key again;
- * unreachable servers are retried until `untilMs`.
+ * What a worker has read of the claims bucket: per block, the claims so far
+ * and the next entry to read. Entries never change, so what was read stays
+ * true; the oldest blocks are dropped past {@linkcode CLAIM_CACHE_BLOCKS}.
+ */
+export type ClaimCache = Map<string, { block: ClaimBlock; next: number }>;
+
+/** Blocks a {@linkcode ClaimCache} keeps. */
+const CLAIM_CACHE_BLOCKS = 256;
+
+/**
+ * Claims stream sequences for `worker` in the claims bucket: per block
+ * ({@linkcode claimKey}), reads the entries not seen yet and creates the next
+ * one with the sequences nobody holds (see `_claim_blocks.ts`), so exactly
+ * one worker ever holds a sequence and a claim is never taken back. Returns
+ * the holder of each sequence (`worker` when the claim is ours, also when we
+ * wrote it before a crash or a lost reply). Unreachable servers are retried
+ * until `untilMs`.
  */
 export async function claim(
   link: JetStreamLink,
   src: JetStreamSourceConfig,
   seqs: number[],
   worker: string,
-  options: { timeoutMs: number; untilMs: number },
+  options: { timeoutMs: number; untilMs: number; cache?: ClaimCache },
 ): Promise<Map<number, string>> {
   const bucket = claimsBucket(src);
+  const cache: ClaimCache = options.cache ?? new Map();
   const byKey = new Map<string, number[]>();
   for (const seq of new Set(seqs)) {
     const key = claimKey(src.stream, seq);
@@ -371,13 +387,16 @@ export async function claim(
   }
   const out = new Map<number, string>();
   await Promise.all(
-    [...byKey].map(([key, list]) => claimInKey(link, { bucket, key, list, worker, out, options })),
+    [...byKey].map(([key, list]) =>
+      claimInBlock(link, { bucket, key, list, worker, out, cache, options })
+    ),
   );
+  while (cache.size > CLAIM_CACHE_BLOCKS) cache.delete(cache.keys().next().value!);
   return out;
 }
 
-/** One key's part of {@linkcode claim}: read, add what nobody holds, write if unchanged. */
-async function claimInKey(
+/** One block's part of {@linkcode claim}: catch up on its entries, create the next one. */
+async function claimInBlock(
   link: JetStreamLink,
   c: {
     bucket: string;
@@ -385,47 +404,67 @@ async function claimInKey(
     list: number[];
     worker: string;
     out: Map<number, string>;
+    cache: ClaimCache;
     options: { timeoutMs: number; untilMs: number };
   },
 ): Promise<void> {
-  const subject = `$KV.${c.bucket}.${c.key}`;
+  const known = c.cache.get(c.key) ?? { block: emptyClaimBlock(), next: 0 };
+  c.cache.delete(c.key);
+  c.cache.set(c.key, known);
+  const subject = (n: number) => `$KV.${c.bucket}.${c.key}.${n}`;
   let failures = 0;
   for (let attempt = 0;; attempt++) {
-    if (failures > 0 || attempt > 0) {
+    if (attempt > 0) {
       if (Date.now() > c.options.untilMs) {
         throw new SourceError(
-          `Cannot claim ${c.list.length} message(s) in key "${c.key}" of bucket ` +
+          `Cannot claim ${c.list.length} message(s) in block "${c.key}" of bucket ` +
             `"${c.bucket}": NATS did not answer`,
         );
       }
-      // A lost race is tried again at once (with jitter); an unreachable server backs off.
-      const wait = failures > 0 ? Math.min(2000, 200 * failures) : Math.random() * 20;
-      await new Promise((r) => setTimeout(r, wait));
+      // A lost race reads again at once; an unreachable server backs off.
+      if (failures > 0) await new Promise((r) => setTimeout(r, Math.min(2000, 200 * failures)));
     }
-    let stored;
     try {
-      stored = await link.jsm.streams.getMessage(`KV_${c.bucket}`, { last_by_subj: subject });
-    } catch {
+      // Catch up: the entries written since we last looked.
+      while (true) {
+        const n = known.next;
+        const m = await link.jsm.streams.getMessage(`KV_${c.bucket}`, {
+          last_by_subj: subject(n),
+        });
+        if (m === null) break;
+        // Another claim of this worker on the same block may have read it meanwhile.
+        if (known.next !== n) continue;
+        const e = parseClaimEntry(m.string(), `${c.key}.${n}`);
+        known.block = withClaims(known.block, entrySeqs(e), e.w);
+        known.next = n + 1;
+      }
+    } catch (e) {
+      if (e instanceof SourceError) throw e;
       failures++;
       continue;
     }
-    const block = stored ? parseClaimBlock(stored.string(), c.key) : emptyClaimBlock();
     const mine: number[] = [];
     for (const seq of c.list) {
-      const holder = holderOf(block, seq);
+      const holder = holderOf(known.block, seq);
       if (holder === undefined) mine.push(seq);
       else c.out.set(seq, holder);
     }
     if (mine.length === 0) return;
+    const n = known.next;
     try {
-      await link.js.publish(subject, JSON.stringify(withClaims(block, mine, c.worker)), {
-        expect: { lastSubjectSequence: stored?.seq ?? 0 },
+      await link.js.publish(subject(n), JSON.stringify(claimEntry(mine, c.worker)), {
+        expect: { lastSubjectSequence: 0 },
         timeout: c.options.timeoutMs,
       });
     } catch (e) {
-      // Another worker wrote the key in between (or our write landed but its reply was lost).
+      // Another worker created that entry first (or ours landed and its reply was lost):
+      // read it and decide again.
       if (!/wrong last sequence|10071/i.test(safeMessage(e))) failures++;
       continue;
+    }
+    if (known.next === n) {
+      known.block = withClaims(known.block, mine, c.worker);
+      known.next = n + 1;
     }
     for (const seq of mine) c.out.set(seq, c.worker);
     return;

@@ -142,6 +142,14 @@ export async function loadUnacked(
   return rows.map((r) => ({ seq: Number(r.seq), reply: r.reply }));
 }
 
+/** Forgets the ack subjects of a batch whose acks the server all confirmed. */
+export async function forgetBatch(db: Engine, stream: string, batchId: number): Promise<void> {
+  await db.run(
+    `DELETE FROM _sluice.jetstream_unacked WHERE stream = $stream AND batch_id = $batch`,
+    { stream, batch: batchId },
+  );
+}
+
 /** Forgets the ack subjects whose ack the server confirmed. */
 export async function forgetAcked(db: Engine, stream: string, seqs: number[]): Promise<void> {
   if (seqs.length === 0) return;

@@ -58,6 +58,7 @@ import { emitWindows, ensureWindowTables, WINDOW_SCHEMA } from "../windows.ts";
 import {
   ackConfirmed,
   claim,
+  type ClaimCache,
   ensureClaims,
   type JetStreamLink,
   openLink,
@@ -71,6 +72,7 @@ import { type JetStreamMetrics, jetStreamMetrics } from "./_metrics.ts";
 import {
   ensureJetStreamTables,
   forgetAcked,
+  forgetBatch,
   loadShardState,
   loadUnacked,
   saveShardState,
@@ -245,6 +247,8 @@ class Worker {
   batchesStarted = 0;
   /** The committed batch whose claims and acks are on their way (see {@linkcode batch}). */
   inFlight?: InFlight;
+  /** What this worker has read of the claims bucket (entries never change). */
+  claimCache: ClaimCache = new Map();
   /** Acks sent but not confirmed since the last look at `_sluice.jetstream_unacked`. */
   unconfirmed = 0;
   summary: JetStreamSummary;
@@ -519,7 +523,10 @@ class Worker {
     await this.removeLost(claimed.value, batchId);
     if (acked.status === "rejected") throw acked.reason;
     const done = acked.value;
-    await forgetAcked(this.db, this.stream, [...done]);
+    if (batchId > 0 && done.size === b.acks.length && this.unconfirmed === 0) {
+      // Every ack of the batch confirmed and none older outstanding: its records go at once.
+      await forgetBatch(this.db, this.stream, batchId);
+    } else await forgetAcked(this.db, this.stream, [...done]);
     this.m.acks.inc(this.labels, done.size);
     const failed = b.acks.length - done.size;
     if (failed > 0) this.m.ackFailures.inc(this.labels, failed);
@@ -560,6 +567,7 @@ class Worker {
     return await claim(this.link, this.src, seqs, this.worker, {
       timeoutMs: 5000,
       untilMs: Date.now() + (this.options.retryForMs ?? 120_000),
+      cache: this.claimCache,
     });
   }
 
@@ -759,7 +767,6 @@ class Worker {
     const claims = this.src.claims === "kv" && counts.fresh > 0
       ? (await this.db.all<{ seq: number }>(`SELECT seq FROM ${FRESH}`)).map((x) => Number(x.seq))
       : [];
-    await this.dropStaging();
     const committedAt = performance.now();
     await this.settleInFlight({ busy: false });
     // Ack everything pulled: new messages (now committed) and duplicates (committed before).
@@ -849,9 +856,11 @@ class Worker {
 
   /** Stages the pulled messages in a temporary table (outside the transaction). */
   async stage(msgs: PulledMessage[]): Promise<void> {
-    await this.dropStaging();
-    await this.db.run(`CREATE TEMP TABLE ${STAGED} (seq BIGINT, subject VARCHAR, delivered INTEGER,
-      headers VARCHAR, line VARCHAR, raw VARCHAR, bad BOOLEAN, reply VARCHAR)`);
+    // Each batch replaces the staging tables (dropping them costs more than replacing).
+    await this.db.run(
+      `CREATE OR REPLACE TEMP TABLE ${STAGED} (seq BIGINT, subject VARCHAR, delivered INTEGER,
+      headers VARCHAR, line VARCHAR, raw VARCHAR, bad BOOLEAN, reply VARCHAR)`,
+    );
     const strict = new TextDecoder("utf-8", { fatal: true });
     const lossy = new TextDecoder("utf-8");
     await this.db.append(STAGED, (row) => {
@@ -890,7 +899,7 @@ class Worker {
     }
     // New: not committed in this shard before, once per sequence (the latest delivery).
     await db.run(
-      `CREATE TEMP TABLE ${FRESH} AS
+      `CREATE OR REPLACE TEMP TABLE ${FRESH} AS
        SELECT m.*, m.delivered > ${Math.trunc(this.src.max_deliver)} AS poison FROM ${STAGED} AS m
        WHERE NOT EXISTS (SELECT 1 FROM _sluice.jetstream_sequences AS s
          WHERE s.stream = ${literal(this.stream)} AND s.seq BETWEEN ${lo} AND ${hi}
@@ -918,7 +927,9 @@ class Worker {
     const lines = `(SELECT seq AS __seq, line AS __line, NULL::VARCHAR[] AS __hdr, bad AS __bad
       FROM ${FRESH} WHERE NOT poison)`;
     await db.run(
-      `CREATE TEMP TABLE _sluice_rows AS ${classifySql(this.view, { lines, keep: ["__seq"] })}`,
+      `CREATE OR REPLACE TEMP TABLE _sluice_rows AS ${
+        classifySql(this.view, { lines, keep: ["__seq"] })
+      }`,
     );
     const rows = await db.all<
       & { code: string | null; n: number; lo: number | null; hi: number | null }
@@ -944,7 +955,7 @@ class Worker {
     const newest = Math.max(cp.maxEventTimeUs ?? -Infinity, counts.maxEventUs ?? -Infinity);
     const possible = minUs !== null && minUs < newest - this.delayMs * 1000;
     await db.run(
-      `CREATE TEMP TABLE _sluice_late AS ${
+      `CREATE OR REPLACE TEMP TABLE _sluice_late AS ${
         lateSql({
           rows: "_sluice_rows",
           maxEventTimeUs: cp.maxEventTimeUs,
