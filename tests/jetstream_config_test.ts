@@ -105,6 +105,6 @@ Deno.test("explain states the JetStream guarantee: exactly-once per shard, dedup
   assert.match(text, /exit code 66/);
   assert.match(text, /consumer "sluice-orders"/);
   assert.match(text, /claims each message in the KV bucket sluice-claims-sluice-orders/);
-  assert.match(text, /compare-and-set: one holder per sequence, never taken\s+back/);
+  assert.match(text, /write-once entries: one holder per sequence, never\s+taken back/);
   assert.match(text, /forgets an ack only once\s+its claim is settled/);
 });

@@ -66,8 +66,8 @@ export function explainJetStream(config: PipelineConfig): string {
       `worker stays away longer than ack_wait.\n` +
       (src.claims === "kv"
         ? `After its commit, a worker claims each message in the KV bucket ` +
-          `sluice-claims-${src.consumer}\n(compare-and-set: one holder per sequence, never taken ` +
-          `back); a worker that finds a message\nclaimed by another removes it from its shard in ` +
+          `sluice-claims-${src.consumer}\n(write-once entries: one holder per sequence, never ` +
+          `taken back); a worker that finds a message\nclaimed by another removes it from its shard in ` +
           `one transaction. It forgets an ack only once\nits claim is settled, so a restart ` +
           `claims again. Every event ends in exactly one shard.`
         : `Then two shards hold it: \`sluice shards\` counts those sequences, and its export ` +
