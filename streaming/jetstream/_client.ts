@@ -348,6 +348,27 @@ export async function ensureClaims(link: JetStreamLink, src: JetStreamSourceConf
     // Another worker created it first.
     if (!/already in use|exists/i.test(safeMessage(e))) throw e;
   }
+  await untilAnswered(link, name);
+}
+
+/**
+ * Waits until a just-created stream has a leader: until then JetStream
+ * drops its requests unanswered, and the first claims would wait out their
+ * whole timeout (10 s measured with three workers starting together).
+ */
+async function untilAnswered(link: JetStreamLink, name: string): Promise<void> {
+  const jsm = await (await nats()).js.jetstreamManager(link.nc, { timeout: 500 });
+  const until = Date.now() + 30_000;
+  while (true) {
+    try {
+      // Answered (found or not) only by the stream's leader.
+      await jsm.streams.getMessage(name, { last_by_subj: `$KV.${name.slice(3)}._leader_probe` });
+      return;
+    } catch (e) {
+      if (Date.now() > until) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 /**
@@ -386,9 +407,15 @@ export async function claim(
     else byKey.set(key, [seq]);
   }
   const out = new Map<number, string>();
+  // Reads with a short timeout: a read JetStream drops (seen right after the bucket is
+  // created) is tried again at once instead of stalling the batch for the default 10 s.
+  const jsm = await (await nats()).js.jetstreamManager(link.nc, {
+    timeout: Math.min(options.timeoutMs, 1000),
+    checkAPI: false,
+  });
   await Promise.all(
     [...byKey].map(([key, list]) =>
-      claimInBlock(link, { bucket, key, list, worker, out, cache, options })
+      claimInBlock({ ...link, jsm }, { bucket, key, list, worker, out, cache, options })
     ),
   );
   while (cache.size > CLAIM_CACHE_BLOCKS) cache.delete(cache.keys().next().value!);

@@ -565,7 +565,7 @@ class Worker {
   async claimAll(seqs: number[]): Promise<Map<number, string>> {
     if (this.src.claims !== "kv" || seqs.length === 0 || !this.link) return new Map();
     return await claim(this.link, this.src, seqs, this.worker, {
-      timeoutMs: 5000,
+      timeoutMs: 2000,
       untilMs: Date.now() + (this.options.retryForMs ?? 120_000),
       cache: this.claimCache,
     });
