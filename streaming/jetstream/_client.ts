@@ -348,21 +348,21 @@ export async function ensureClaims(link: JetStreamLink, src: JetStreamSourceConf
     // Another worker created it first.
     if (!/already in use|exists/i.test(safeMessage(e))) throw e;
   }
-  await untilAnswered(link, name);
+  await untilAnswered(link, bucket);
 }
 
 /**
- * Waits until a just-created stream has a leader: until then JetStream
+ * Waits until a just-created claims bucket has a leader: until then JetStream
  * drops its requests unanswered, and the first claims would wait out their
  * whole timeout (10 s measured with three workers starting together).
  */
-async function untilAnswered(link: JetStreamLink, name: string): Promise<void> {
+async function untilAnswered(link: JetStreamLink, bucket: string): Promise<void> {
   const jsm = await (await nats()).js.jetstreamManager(link.nc, { timeout: 500 });
   const until = Date.now() + 30_000;
   while (true) {
     try {
       // Answered (found or not) only by the stream's leader.
-      await jsm.streams.getMessage(name, { last_by_subj: `$KV.${name.slice(3)}._leader_probe` });
+      await jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}._leader_probe` });
       return;
     } catch (e) {
       if (Date.now() > until) throw e;

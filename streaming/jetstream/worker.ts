@@ -158,7 +158,6 @@ interface InFlight {
   batchId: number;
   /** `batchesStarted` when it ran (the crash points' occurrence). */
   occurrence: number;
-  claims: number[];
   acks: { seq: number; reply: string }[];
   network: Promise<
     [PromiseSettledResult<Map<number, string>>, PromiseSettledResult<Set<number>>]
@@ -515,7 +514,7 @@ class Worker {
    */
   async settle(
     batchId: number,
-    b: { claims: number[]; acks: { seq: number; reply: string }[] },
+    b: { acks: { seq: number; reply: string }[] },
     network: [PromiseSettledResult<Map<number, string>>, PromiseSettledResult<Set<number>>],
   ): Promise<Set<number>> {
     const [claimed, acked] = network;
@@ -774,7 +773,6 @@ class Worker {
     this.inFlight = {
       batchId,
       occurrence: this.batchesStarted,
-      claims,
       acks,
       network: this.sendClaimsAndAcks({ claims, acks, attempts: 3 }),
       counts,
