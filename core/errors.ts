@@ -265,6 +265,29 @@ export class TimedOutError extends SluiceError {
 }
 
 /**
+ * The stop that `signal` carries, when it aborted for a time limit or a
+ * signal: what a run stopped at a safe point records and exits with, even
+ * when the statement it interrupted was reported wrapped in a stage's own
+ * error (`Cannot load source "orders": Run stopped by SIGTERM`). Undefined
+ * when the signal did not abort or aborted for another reason.
+ *
+ * @example
+ * ```ts
+ * import { CancelledError, stopErrorOf } from "./errors.ts";
+ * const c = new AbortController();
+ * c.abort(new CancelledError("Run stopped by SIGTERM", { signal: "SIGTERM" }));
+ * stopErrorOf(c.signal)?.runStatus; // "cancelled"
+ * ```
+ */
+export function stopErrorOf(
+  signal: AbortSignal | undefined,
+): TimedOutError | CancelledError | undefined {
+  if (!signal?.aborted) return undefined;
+  const reason: unknown = signal.reason;
+  return reason instanceof TimedOutError || reason instanceof CancelledError ? reason : undefined;
+}
+
+/**
  * The run was stopped by SIGINT or SIGTERM at the next safe point; its
  * open transaction was rolled back and nothing partial was published.
  *

@@ -28,6 +28,7 @@ import type { SourceConfig } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
 import { crashPoint } from "../core/crash_seam.ts";
 import {
+  CancelledError,
   ConfigError,
   type ConfigProblem,
   ConservationError,
@@ -36,6 +37,7 @@ import {
   SchemaDriftError,
   SluiceError,
   SourceError,
+  TimedOutError,
 } from "../core/errors.ts";
 import { literal, literalList, qualified, rawIdent, sqlType } from "../core/quote.ts";
 import type { RunContext, StageResult, TableResult } from "../core/run_context.ts";
@@ -769,7 +771,13 @@ async function prepareTable(
  * Turns a reader's failure into one line naming the source and, where
  * DuckDB says it, the file and line (a long line names `max_line_size`).
  */
-function readFailure(name: string, files: readonly FileFingerprint[], e: unknown): SourceError {
+function readFailure(
+  name: string,
+  files: readonly FileFingerprint[],
+  e: unknown,
+): SourceError | TimedOutError | CancelledError {
+  // A stop (signal, time limit) interrupted the reader: it is not the source's fault.
+  if (e instanceof TimedOutError || e instanceof CancelledError) return e;
   const message = errorMessage(e);
   const lines = message.split("\n");
   const byPath = new Map(files.map((f) => [f.path, fileKey(f)]));

@@ -15,7 +15,13 @@
  * @module
  */
 import { crashPoint } from "../core/crash_seam.ts";
-import { DiskFullError, errorMessage, QualityGateError, SourceError } from "../core/errors.ts";
+import {
+  DiskFullError,
+  errorMessage,
+  QualityGateError,
+  SourceError,
+  stopErrorOf,
+} from "../core/errors.ts";
 import { qualitySettings } from "../core/config/mod.ts";
 import type { RunContext, RunSummary, StageResult } from "../core/run_context.ts";
 import {
@@ -201,7 +207,10 @@ export async function runPipeline(
   } catch (caught) {
     // A full disk names what it stopped: "no space left on X while Y"; a listed file
     // that vanished before bronze read it names the file.
-    const e = DiskFullError.from(caught, ctx.config.lake)?.during(failedStep(chosen, summary)) ??
+    // A run stopped at a safe point (time limit, signal) records the stop, not the
+    // stage error that reported the interrupted statement.
+    const e = stopErrorOf(ctx.signal) ??
+      DiskFullError.from(caught, ctx.config.lake)?.during(failedStep(chosen, summary)) ??
       vanishedFile(caught, plan) ?? caught;
     // A run stopped at a safe point (time limit, signal) still records its end.
     if (ctx.signal?.aborted) ctx.db.resume();

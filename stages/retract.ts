@@ -16,7 +16,8 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { isAbsolute, resolve } from "node:path";
-import { QualityGateError, UsageError } from "../core/errors.ts";
+import { stopErrorOf, UsageError } from "../core/errors.ts";
+import { runStatusOf } from "../runtime/with_run.ts";
 import { literal, qualified } from "../core/quote.ts";
 import type { RunContext, RunSummary, StageResult, TableResult } from "../core/run_context.ts";
 import {
@@ -297,13 +298,12 @@ export async function retractFiles(
     const out = await output(ctx);
     summary.stages.push(out);
     await observeStageFinished(ctx, out);
-  } catch (e) {
+  } catch (caught) {
+    const e = stopErrorOf(ctx.signal) ?? caught;
+    if (ctx.signal?.aborted) ctx.db.resume();
     summary.status = "failed";
     summary.durationMs = performance.now() - started;
-    await observeRunFinished(ctx, summary, {
-      error: e,
-      ...(e instanceof QualityGateError ? { status: "quality_failed" } : {}),
-    });
+    await observeRunFinished(ctx, summary, { error: e, status: runStatusOf(e) });
     throw e;
   }
   summary.durationMs = performance.now() - started;

@@ -123,6 +123,44 @@ Deno.test("SIGTERM in the middle of silver: exit 143, rolled back, nothing publi
   }
 });
 
+Deno.test("SIGTERM while bronze reads a large file: exit 143, the ledger says cancelled (not a source failure), the orders did not land", async () => {
+  // One file of 400,000 orders, landed after customers and products: reading it takes long
+  // enough for the signal to interrupt the reader's statement, which bronze reports wrapped in
+  // its own error. The run also stops itself (SIGSTOP) once the orders are inserted (the 3rd
+  // source's landing), so the signal is handled in bronze either way.
+  const p = await makeProject({ scale: 400_000, files: 1 });
+  try {
+    const run = await start(["run", "-c", p.configFile], {
+      SLUICE_CRASH_AT: "bronze_landing@3:stop",
+    });
+    await run.waitFor("file_ingested", (r) => r.table === "products");
+    signal(run, "SIGTERM");
+    await resumeUntilDone(run);
+    const r = await run.done;
+    assert.equal(r.code, 143, r.stderr.slice(-2000));
+    const failed = events(r, "run_failed")[0];
+    assert.equal(failed?.status, "cancelled", JSON.stringify(failed));
+    assert.equal(failed?.error, "Run stopped by SIGTERM");
+    const runs = await ledger(p);
+    assert.deepEqual(runs.map((x) => [x.status, x.error]), [[
+      "cancelled",
+      "Run stopped by SIGTERM",
+    ]]);
+    // Bronze commits each source on its own: customers and products landed, orders did not.
+    const landed = await readDb<{ t: string }>(
+      p,
+      `SELECT table_name AS t FROM duckdb_tables() WHERE schema_name = 'bronze' ORDER BY 1`,
+    );
+    assert.ok(!landed.some((x) => x.t === "orders"), JSON.stringify(landed));
+    const next = await sluice(["run", "-c", p.configFile]);
+    assert.equal(next.code, 0, next.stderr.slice(-2000));
+    const orders = await readDb<{ n: bigint }>(p, `SELECT count(*) AS n FROM bronze.orders`);
+    assert.ok(Number(orders[0].n) >= 400_000, `the next run landed the orders: ${orders[0].n}`);
+  } finally {
+    await Deno.remove(p.dir, { recursive: true });
+  }
+});
+
 Deno.test("a second signal exits at once: nothing uncommitted survives and the next run marks it abandoned", async () => {
   const want = await cleanGold();
   const p = await makeProject();
