@@ -19,6 +19,7 @@ import {
   writeWorkerConfig,
 } from "./_jetstream.ts";
 import { loadConfig } from "../core/config/mod.ts";
+import { openEngine } from "../mod.ts";
 import type { JetStreamingConfig } from "../core/config/mod.ts";
 import { claim, ensureClaims, type JetStreamLink } from "../streaming/jetstream/_client.ts";
 
@@ -64,6 +65,64 @@ Deno.test({
       }
       assert.equal(summary.written, shard.target.size);
       assert.equal(summary.acks, publishedCount(pub));
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a dead letter keeps the message's exact bytes: invalid UTF-8, a byte order mark, plain text",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      const js = jetstream(nc, { timeout: 5000 });
+      const enc = new TextEncoder();
+      const good = (id: string) =>
+        JSON.stringify({ event_id: id, event_time: "2026-01-01T00:00:00Z", amount: 1 });
+      const sent: Record<string, Uint8Array> = {
+        plain: enc.encode('{"event_id": "x1", broken'),
+        not_utf8: new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+        bom_broken: new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode("{oops")]),
+        unicode: enc.encode('{"event_id": "ü→€", "event_time": "not a time"}'),
+      };
+      for (const [name, bytes] of Object.entries(sent)) {
+        await js.publish(`orders.${name}`, bytes);
+      }
+      await js.publish("orders.ok", good("ok1"));
+      await js.publish(
+        "orders.bom_ok",
+        new Uint8Array([0xef, 0xbb, 0xbf, ...enc.encode(good("ok2"))]),
+      );
+      await nc.close();
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers });
+      const out = await startWorker(cfg, "w1", { trigger: "available-now" }).out;
+      assert.equal(out.code, 0, out.stderr);
+      const file = join(dir, "lake_w1", "sluice.duckdb");
+      const db = await openEngine(file, { allowedDirectories: [join(dir, "lake_w1")] });
+      try {
+        const rows = await db.all<{ subject: string; raw: string; reason: string }>(
+          `SELECT _js_subject AS subject, to_base64(_js_raw) AS raw, _reason_code AS reason
+           FROM silver.events__dlq ORDER BY _js_seq`,
+        );
+        assert.deepEqual(rows.map((r) => r.subject), Object.keys(sent).map((n) => `orders.${n}`));
+        for (const r of rows) {
+          const want = sent[r.subject.slice("orders.".length)];
+          assert.equal(r.raw, btoa(String.fromCharCode(...want)), r.subject);
+        }
+        const ok = await db.all<{ id: string }>(
+          `SELECT event_id AS id FROM silver.events ORDER BY 1`,
+        );
+        assert.deepEqual(
+          ok.map((r) => r.id),
+          ["ok1", "ok2"],
+          "a leading BOM is not part of the JSON",
+        );
+      } finally {
+        db.close();
+      }
     });
   },
 });

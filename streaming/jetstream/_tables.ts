@@ -110,24 +110,34 @@ export async function saveShardState(
   stream: string,
   st: ShardState & { jsStream: string; consumer: string; pending: number; now: Date },
 ): Promise<void> {
-  await db.run(`DELETE FROM _sluice.jetstream_state WHERE stream = $stream`, { stream });
-  await db.run(
-    `INSERT INTO _sluice.jetstream_state VALUES ($stream, $worker, $js, $consumer, $floor, $max,
-      $acks, $dups, $loss, $pending, $now::TIMESTAMPTZ)`,
-    {
-      stream,
-      worker: st.worker,
-      js: st.jsStream,
-      consumer: st.consumer,
-      floor: st.floorSeen,
-      max: st.maxSeq,
-      acks: st.acks,
-      dups: st.redeliveredDuplicates,
-      loss: st.dataLoss,
-      pending: st.pending,
-      now: st.now.toISOString(),
-    },
+  const values = {
+    stream,
+    worker: st.worker,
+    js: st.jsStream,
+    consumer: st.consumer,
+    floor: st.floorSeen,
+    max: st.maxSeq,
+    acks: st.acks,
+    dups: st.redeliveredDuplicates,
+    loss: st.dataLoss,
+    pending: st.pending,
+    now: st.now.toISOString(),
+  };
+  // One row per stream: updated in place (one statement a batch), inserted the first time.
+  const changed = await db.run(
+    `UPDATE _sluice.jetstream_state SET worker = $worker, js_stream = $js, consumer = $consumer,
+      floor_seen = $floor, max_seq = $max, acks = $acks, redelivered_duplicates = $dups,
+      data_loss = $loss, num_pending = $pending, updated_at = $now::TIMESTAMPTZ
+     WHERE stream = $stream`,
+    values,
   );
+  if (changed === 0) {
+    await db.run(
+      `INSERT INTO _sluice.jetstream_state VALUES ($stream, $worker, $js, $consumer, $floor, $max,
+        $acks, $dups, $loss, $pending, $now::TIMESTAMPTZ)`,
+      values,
+    );
+  }
 }
 
 /** Ack subjects of committed messages whose ack is not confirmed yet. */
@@ -142,11 +152,17 @@ export async function loadUnacked(
   return rows.map((r) => ({ seq: Number(r.seq), reply: r.reply }));
 }
 
-/** Forgets the ack subjects of a batch whose acks the server all confirmed. */
-export async function forgetBatch(db: Engine, stream: string, batchId: number): Promise<void> {
+/** Forgets the ack subjects of batches whose acks the server all confirmed. */
+export async function forgetBatches(
+  db: Engine,
+  stream: string,
+  batchIds: readonly number[],
+): Promise<void> {
+  if (batchIds.length === 0) return;
+  const list = batchIds.map((b) => Math.trunc(b)).join(",");
   await db.run(
-    `DELETE FROM _sluice.jetstream_unacked WHERE stream = $stream AND batch_id = $batch`,
-    { stream, batch: batchId },
+    `DELETE FROM _sluice.jetstream_unacked WHERE stream = $stream AND batch_id IN (${list})`,
+    { stream },
   );
 }
 

@@ -72,7 +72,7 @@ import { type JetStreamMetrics, jetStreamMetrics } from "./_metrics.ts";
 import {
   ensureJetStreamTables,
   forgetAcked,
-  forgetBatch,
+  forgetBatches,
   loadShardState,
   loadUnacked,
   saveShardState,
@@ -170,8 +170,12 @@ interface InFlight {
   commitMs: number;
 }
 
-const STAGED = "_sluice_js_msgs";
 const FRESH = "_sluice_js_new";
+
+/** True when the bytes start with the UTF-8 byte order mark. */
+function hasBom(data: Uint8Array): boolean {
+  return data.length >= 3 && data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf;
+}
 
 /**
  * The host name, the default worker id (`unknown-host` when the process
@@ -250,6 +254,14 @@ class Worker {
   claimCache: ClaimCache = new Map();
   /** Acks sent but not confirmed since the last look at `_sluice.jetstream_unacked`. */
   unconfirmed = 0;
+  /**
+   * The checkpoint as the last commit left it. Only this worker writes its
+   * shard, and a commit checks the batch id it moves from, so the next batch
+   * need not read it back. Cleared on any failure.
+   */
+  cp: Checkpoint | undefined;
+  /** Batches whose acks were all confirmed: their unacked records go in the next commit. */
+  forgettable: number[] = [];
   summary: JetStreamSummary;
 
   constructor(ctx: RunContext, s: JetStreamingConfig, options: JetStreamOptions) {
@@ -443,6 +455,7 @@ class Worker {
       throw e;
     }
     await this.settleInFlight({ busy: true });
+    await this.forgetConfirmed();
   }
 
   async batches(): Promise<void> {
@@ -475,8 +488,15 @@ class Worker {
     } catch { /* unreachable: they come back after ack_wait */ }
   }
 
+  /** Forgets now the unacked records of the batches whose acks were all confirmed. */
+  async forgetConfirmed(): Promise<void> {
+    const batches = this.forgettable.splice(0);
+    if (batches.length > 0) await forgetBatches(this.db, this.stream, batches);
+  }
+
   /** Sends the acks of committed messages that the server did not confirm. */
   async retryUnacked(): Promise<void> {
+    await this.forgetConfirmed();
     // The batch in flight is settled on its own.
     const flying = new Set(this.inFlight?.acks.map((a) => a.seq) ?? []);
     const pending = (await loadUnacked(this.db, this.stream)).filter((p) => !flying.has(p.seq));
@@ -523,8 +543,9 @@ class Worker {
     if (acked.status === "rejected") throw acked.reason;
     const done = acked.value;
     if (batchId > 0 && done.size === b.acks.length && this.unconfirmed === 0) {
-      // Every ack of the batch confirmed and none older outstanding: its records go at once.
-      await forgetBatch(this.db, this.stream, batchId);
+      // Every ack of the batch confirmed and none older outstanding: its records go with the
+      // next commit (one statement in a transaction that fsyncs anyway, not a commit of its own).
+      this.forgettable.push(batchId);
     } else await forgetAcked(this.db, this.stream, [...done]);
     this.m.acks.inc(this.labels, done.size);
     const failed = b.acks.length - done.size;
@@ -749,10 +770,11 @@ class Worker {
     }
     this.batchesStarted++;
     this.crash("planned");
-    await this.stage(msgs);
+    const fresh = await this.stage(msgs);
     const now = this.ctx.clock.now();
-    const cp = await loadCheckpoint(this.db, this.stream, { runId: this.ctx.runId, now });
-    const counts = await this.classify(msgs, cp);
+    const cp = this.cp ??
+      await loadCheckpoint(this.db, this.stream, { runId: this.ctx.runId, now });
+    const counts = await this.classify(msgs, fresh, cp);
     this.crash("read");
     if (!await this.withinAckWait(msgs, pullStarted)) {
       await this.dropStaging();
@@ -761,11 +783,21 @@ class Worker {
     }
     const batchId = cp.batchId + 1;
     const pulledAt = performance.now();
-    const r = await this.db.transaction(() => this.commit({ counts, cp, batchId, now, msgs }));
+    const forgotten = this.forgettable.splice(0);
+    let r: Awaited<ReturnType<Worker["commit"]>>;
+    try {
+      r = await this.db.transaction(() =>
+        this.commit({ counts, cp, batchId, now, msgs, forget: forgotten })
+      );
+    } catch (e) {
+      this.cp = undefined;
+      this.forgettable.unshift(...forgotten);
+      throw e;
+    }
+    this.cp = { ...cp, batchId, maxEventTimeUs: r.maxEventTimeUs, watermarkUs: r.watermarkUs };
     this.crash("committed");
-    const claims = this.src.claims === "kv" && counts.fresh > 0
-      ? (await this.db.all<{ seq: number }>(`SELECT seq FROM ${FRESH}`)).map((x) => Number(x.seq))
-      : [];
+    // Without duplicates every pulled message is new, once: no need to read them back.
+    const claims = this.src.claims !== "kv" || counts.fresh === 0 ? [] : fresh.map((m) => m.seq);
     const committedAt = performance.now();
     await this.settleInFlight({ busy: false });
     // Ack everything pulled: new messages (now committed) and duplicates (committed before).
@@ -847,22 +879,37 @@ class Worker {
   }
 
   async dropStaging(): Promise<void> {
-    for (const t of [STAGED, FRESH, "_sluice_rows", "_sluice_late"]) {
+    for (const t of [FRESH, "_sluice_rows", "_sluice_late"]) {
       await this.db.run(`DROP TABLE IF EXISTS ${t}`);
     }
   }
 
-  /** Stages the pulled messages in a temporary table (outside the transaction). */
-  async stage(msgs: PulledMessage[]): Promise<void> {
+  /**
+   * Stages the batch's new messages in a temporary table (outside the
+   * transaction): once per sequence (its latest delivery), poison marked,
+   * then without the sequences this shard committed before (redeliveries).
+   * Returns the new messages.
+   */
+  async stage(msgs: PulledMessage[]): Promise<PulledMessage[]> {
+    const maxDeliver = Math.trunc(this.src.max_deliver);
+    const latest = new Map<number, PulledMessage>();
+    for (const m of msgs) {
+      const seen = latest.get(m.seq);
+      if (!seen || m.delivered > seen.delivered) latest.set(m.seq, m);
+    }
     // Each batch replaces the staging tables (dropping them costs more than replacing).
     await this.db.run(
-      `CREATE OR REPLACE TEMP TABLE ${STAGED} (seq BIGINT, subject VARCHAR, delivered INTEGER,
-      headers VARCHAR, line VARCHAR, raw VARCHAR, bad BOOLEAN, reply VARCHAR)`,
+      `CREATE OR REPLACE TEMP TABLE ${FRESH} (seq BIGINT, subject VARCHAR, delivered INTEGER,
+      headers VARCHAR, line VARCHAR, raw VARCHAR, bad BOOLEAN, reply VARCHAR, poison BOOLEAN)`,
     );
     const strict = new TextDecoder("utf-8", { fatal: true });
     const lossy = new TextDecoder("utf-8");
-    await this.db.append(STAGED, (row) => {
-      for (const m of msgs) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    await this.db.append(FRESH, (row) => {
+      for (const m of latest.values()) {
+        lo = Math.min(lo, m.seq);
+        hi = Math.max(hi, m.seq);
         let line: string;
         let bad = false;
         try {
@@ -876,16 +923,35 @@ class Worker {
         row.integer(m.delivered);
         row.varchar(m.headers);
         row.varchar(line);
-        row.varchar(Buffer.from(m.data).toString("base64"));
+        // The raw bytes are the line's UTF-8 unless it was not UTF-8 or started with a BOM
+        // (which the decoder drops): only then are they kept apart (for the dead letter).
+        row.varchar(bad || hasBom(m.data) ? Buffer.from(m.data).toString("base64") : null);
         row.boolean(bad);
         row.varchar(m.reply);
+        row.boolean(m.delivered > maxDeliver);
         row.endRow();
       }
     }, { temp: true });
+    // Redeliveries of sequences committed here before: dropped (and acked again).
+    const committed = latest.size === 0 ? [] : await this.db.all<{ seq: number }>(
+      `SELECT s.seq FROM _sluice.jetstream_sequences AS s
+       WHERE s.stream = ${literal(this.stream)} AND s.seq BETWEEN ${lo} AND ${hi}
+         AND s.seq IN (SELECT seq FROM ${FRESH})`,
+    );
+    if (committed.length === 0) return [...latest.values()];
+    const dup = new Set(committed.map((r) => Number(r.seq)));
+    await this.db.run(
+      `DELETE FROM ${FRESH} WHERE seq IN (${[...dup].map((x) => Math.trunc(x)).join(",")})`,
+    );
+    return [...latest.values()].filter((m) => !dup.has(m.seq));
   }
 
-  /** Drops duplicates, marks poison, parses, validates and finds late rows. */
-  async classify(msgs: PulledMessage[], cp: Checkpoint): Promise<Counts> {
+  /** Parses, validates and finds late rows among the new messages; counts everything. */
+  async classify(
+    msgs: PulledMessage[],
+    fresh: PulledMessage[],
+    cp: Checkpoint,
+  ): Promise<Counts> {
     const db = this.db;
     let lo = Infinity;
     let hi = -Infinity;
@@ -895,23 +961,13 @@ class Worker {
       hi = Math.max(hi, m.seq);
       if (m.delivered > 1) redelivered++;
     }
-    // New: not committed in this shard before, once per sequence (the latest delivery).
-    await db.run(
-      `CREATE OR REPLACE TEMP TABLE ${FRESH} AS
-       SELECT m.*, m.delivered > ${Math.trunc(this.src.max_deliver)} AS poison FROM ${STAGED} AS m
-       WHERE NOT EXISTS (SELECT 1 FROM _sluice.jetstream_sequences AS s
-         WHERE s.stream = ${literal(this.stream)} AND s.seq BETWEEN ${lo} AND ${hi}
-           AND s.seq = m.seq)
-       QUALIFY row_number() OVER (PARTITION BY m.seq ORDER BY m.delivered DESC) = 1`,
-    );
-    const fresh = await db.one<{ n: number; p: number }>(
-      `SELECT count(*) AS n, count(*) FILTER (WHERE poison) AS p FROM ${FRESH}`,
-    );
+    const maxDeliver = Math.trunc(this.src.max_deliver);
+    const poison = fresh.reduce((n, m) => n + (m.delivered > maxDeliver ? 1 : 0), 0);
     const counts: Counts = {
       messages: msgs.length,
-      duplicates: msgs.length - Number(fresh?.n ?? 0),
-      fresh: Number(fresh?.n ?? 0),
-      poison: Number(fresh?.p ?? 0),
+      duplicates: msgs.length - fresh.length,
+      fresh: fresh.length,
+      poison,
       valid: 0,
       late: 0,
       byReason: {},
@@ -929,20 +985,21 @@ class Worker {
         classifySql(this.view, { lines, keep: ["__seq"] })
       }`,
     );
+    // The classified rows by outcome, and the staged ones counted apart to check the sums.
     const rows = await db.all<
-      & { code: string | null; n: number; lo: number | null; hi: number | null }
-      & Record<
-        string,
-        unknown
-      >
+      & { code: string | null; n: number; lo: number | null; hi: number | null; staged: number }
+      & Record<string, unknown>
     >(
-      `SELECT CASE WHEN __code = 'blank' THEN 'malformed_json' ELSE __code END AS code,
+      `WITH f AS (SELECT count(*) AS staged FROM ${FRESH}),
+       g AS (SELECT CASE WHEN __code = 'blank' THEN 'malformed_json' ELSE __code END AS code,
          count(*) AS n, epoch_us(min(${et})) AS lo, epoch_us(max(${et})) AS hi
-       FROM _sluice_rows GROUP BY 1`,
+       FROM _sluice_rows GROUP BY 1)
+       SELECT g.*, f.staged FROM f LEFT JOIN g ON true`,
     );
     let total = 0;
     let minUs: number | null = null;
     for (const { code, n, lo: l, hi: h } of rows) {
+      if (n === null) continue; // no classified row (all duplicates or poison)
       total += Number(n);
       if (code === null) {
         counts.valid = Number(n);
@@ -951,28 +1008,31 @@ class Worker {
       } else counts.byReason[code] = (counts.byReason[code] ?? 0) + Number(n);
     }
     const newest = Math.max(cp.maxEventTimeUs ?? -Infinity, counts.maxEventUs ?? -Infinity);
+    // Late rows are possible only when the oldest is older than the watermark can be: else no
+    // late table is made and the commit does not read one.
     const possible = minUs !== null && minUs < newest - this.delayMs * 1000;
-    await db.run(
-      `CREATE OR REPLACE TEMP TABLE _sluice_late AS ${
-        lateSql({
-          rows: "_sluice_rows",
-          maxEventTimeUs: cp.maxEventTimeUs,
-          delayMs: this.delayMs,
-          et,
-          order: "__seq",
-          keep: ["__seq"],
-        })
-      }${possible ? "" : " LIMIT 0"}`,
-    );
     if (possible) {
+      await db.run(
+        `CREATE OR REPLACE TEMP TABLE _sluice_late AS ${
+          lateSql({
+            rows: "_sluice_rows",
+            maxEventTimeUs: cp.maxEventTimeUs,
+            delayMs: this.delayMs,
+            et,
+            order: "__seq",
+            keep: ["__seq"],
+          })
+        }`,
+      );
       const late = await db.one<{ n: number }>(`SELECT count(*) AS n FROM _sluice_late`);
       counts.late = Number(late?.n ?? 0);
       if (counts.late > 0) counts.byReason.late = counts.late;
     }
-    if (total + counts.poison !== counts.fresh) {
+    const staged = Number(rows[0]?.staged ?? 0);
+    if (total + counts.poison !== counts.fresh || staged !== counts.fresh) {
       throw new ConservationError(
         `Messages do not add up in stream "${this.stream}": ${counts.fresh} new, ` +
-          `${total} classified, ${counts.poison} poison`,
+          `${staged} staged, ${total} classified, ${counts.poison} poison`,
       );
     }
     return counts;
@@ -980,8 +1040,21 @@ class Worker {
 
   /** Everything of one batch that must commit together, inside its transaction. */
   async commit(
-    b: { counts: Counts; cp: Checkpoint; batchId: number; now: Date; msgs: PulledMessage[] },
-  ): Promise<{ written: number; deadLettered: number; windows: Record<string, number> }> {
+    b: {
+      counts: Counts;
+      cp: Checkpoint;
+      batchId: number;
+      now: Date;
+      msgs: PulledMessage[];
+      forget: readonly number[];
+    },
+  ): Promise<{
+    written: number;
+    deadLettered: number;
+    windows: Record<string, number>;
+    maxEventTimeUs: number | null;
+    watermarkUs: number | null;
+  }> {
     const db = this.db;
     const s = this.s;
     const { counts, cp, batchId, now } = b;
@@ -999,7 +1072,7 @@ class Worker {
        FROM _sluice_rows AS r JOIN ${FRESH} AS m ON m.seq = r.__seq
        WHERE r.__code IS NULL ${notLate}`,
     );
-    const deadLettered = dead === 0 ? 0 : await this.writeDeadLetters(at);
+    const deadLettered = dead === 0 ? 0 : await this.writeDeadLetters(at, counts.late > 0);
     if (written !== good || deadLettered !== dead) {
       throw new ConservationError(
         `Messages do not add up in batch ${batchId} of stream "${this.stream}": ` +
@@ -1019,19 +1092,25 @@ class Worker {
       now,
       stream: this.stream,
     });
+    // Each new sequence with its outcome: written unless poison, invalid or late (all written
+    // when nothing was dead-lettered).
+    const outcome = dead === 0 ? "'written'" : `CASE
+         WHEN m.poison OR r.__code IS NOT NULL${
+      counts.late > 0 ? " OR l.__seq IS NOT NULL" : ""
+    } THEN 'dead_lettered' ELSE 'written' END`;
     await db.run(
       `INSERT INTO _sluice.jetstream_sequences
-       SELECT ${literal(this.stream)}, m.seq, ${batchId}, CASE
-         WHEN m.poison THEN 'dead_lettered'
-         WHEN EXISTS (SELECT 1 FROM _sluice_rows AS r WHERE r.__seq = m.seq AND r.__code IS NULL)
-           AND NOT EXISTS (SELECT 1 FROM _sluice_late AS l WHERE l.__seq = m.seq)
-         THEN 'written' ELSE 'dead_lettered' END
-       FROM ${FRESH} AS m`,
+       SELECT ${literal(this.stream)}, m.seq, ${batchId}, ${outcome}
+       FROM ${FRESH} AS m${dead === 0 ? "" : " LEFT JOIN _sluice_rows AS r ON r.__seq = m.seq"}${
+        counts.late > 0 ? " LEFT JOIN _sluice_late AS l ON l.__seq = m.seq" : ""
+      }`,
     );
     await db.run(
       `INSERT INTO _sluice.jetstream_unacked
        SELECT ${literal(this.stream)}, seq, ${batchId}, reply FROM ${FRESH}`,
     );
+    // Earlier batches whose acks were all confirmed since the last commit.
+    await forgetBatches(db, this.stream, b.forget);
     await saveCheckpoint(db, this.stream, {
       batchId,
       maxEventTimeUs,
@@ -1045,11 +1124,11 @@ class Worker {
     this.state.redeliveredDuplicates += counts.duplicates;
     await this.saveState(now);
     this.crash("checkpointed");
-    return { written, deadLettered, windows };
+    return { written, deadLettered, windows, maxEventTimeUs, watermarkUs };
   }
 
   /** Writes the batch's dead letters (invalid, late and poison messages); returns how many. */
-  async writeDeadLetters(at: string): Promise<number> {
+  async writeDeadLetters(at: string, late: boolean): Promise<number> {
     const s = this.s;
     const maxDeliver = Math.trunc(this.src.max_deliver);
     return await this.db.run(
@@ -1060,9 +1139,13 @@ class Worker {
            CASE WHEN __code = 'blank' THEN 'empty message' ELSE __detail END AS detail,
            NULL::TIMESTAMPTZ AS et, NULL::TIMESTAMPTZ AS wm
          FROM _sluice_rows WHERE __code IS NOT NULL
-         UNION ALL
+         UNION ALL${
+        late
+          ? `
          SELECT l.__seq, 'late', ${lateDetailSql()}, l.__et, l.__wm FROM _sluice_late AS l
-         UNION ALL
+         UNION ALL`
+          : ""
+      }
          SELECT seq, 'poison', 'delivered ' || (delivered - 1) || ' times without being ' ||
              'committed (max_deliver ${maxDeliver}); dead-lettered without parsing',
            NULL, NULL
@@ -1077,7 +1160,9 @@ class Worker {
          epoch(d.wm) - epoch(d.et) AS _lateness_seconds, ${at} AS _quarantined_at,
          ${literal(this.src.stream)} AS _js_stream, d.seq AS _js_seq, m.subject AS _js_subject,
          m.delivered AS _js_delivery_count, m.headers::JSON AS _js_headers,
-         from_base64(m.raw) AS _js_raw, ${literal(this.worker)} AS _js_worker
+         coalesce(from_base64(m.raw), encode(m.line)) AS _js_raw, ${
+        literal(this.worker)
+      } AS _js_worker
        FROM d JOIN ${FRESH} AS m ON m.seq = d.seq`,
     );
   }
