@@ -710,6 +710,7 @@ async function main(): Promise<void> {
       work: join(work, "jetstream"),
       messages: Number(values["jetstream-events"]),
       batch: 1000,
+      rounds: runs,
       log,
     });
   }

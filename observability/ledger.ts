@@ -182,12 +182,22 @@ export async function settleRunRecord(
   ctx: RunContext,
   options: { command: string; status: string; error?: string; durationMs?: number },
 ): Promise<void> {
-  await ensureLedger(ctx.db);
-  const row = await ctx.db.one<{ status: string }>(
-    `SELECT status FROM _sluice.runs WHERE run_id = $run_id`,
-    { run_id: ctx.runId },
-  );
+  const read = () =>
+    ctx.db.one<{ status: string }>(
+      `SELECT status FROM _sluice.runs WHERE run_id = $run_id`,
+      { run_id: ctx.runId },
+    );
+  // Read first: a run that recorded its end needs no DDL (nor a writable database: its
+  // CHECKPOINT may just have failed on a full disk). No ledger yet: make it, then read.
+  let row: { status: string } | undefined;
+  try {
+    row = await read();
+  } catch {
+    await ensureLedger(ctx.db);
+    row = await read();
+  }
   if (row && row.status !== "running") return;
+  await ensureLedger(ctx.db);
   if (!row) {
     if (options.status === "success") return;
     await startRunRecord(ctx, { command: options.command });

@@ -51,6 +51,8 @@ interface RunState {
 }
 
 const states = new WeakMap<RunContext, RunState>();
+/** The final status {@linkcode observeRunFinished} wrote to a run's ledger row. */
+const recorded = new WeakMap<RunContext, string>();
 
 function settings(ctx: RunContext): ObservabilityConfig {
   return ctx.config.observability ?? observabilityDefaults();
@@ -83,6 +85,20 @@ async function safely(
       error: redactSecrets(errorMessage(e), ctx.config.secrets),
     });
   }
+}
+
+/**
+ * The final status {@linkcode observeRunFinished} wrote to the run's ledger
+ * row, or undefined when it has not (yet, or the write failed). The run
+ * lifecycle then leaves the row alone: nothing to settle, no statement to run.
+ *
+ * @example
+ * ```ts ignore
+ * if (recordedStatus(ctx) === undefined) await settleRunRecord(ctx, { command, status });
+ * ```
+ */
+export function recordedStatus(ctx: RunContext): string | undefined {
+  return recorded.get(ctx);
 }
 
 /**
@@ -300,12 +316,16 @@ export async function observeRunFinished(
     // The caller has written the run's final ledger row.
   } else if (status === "success") {
     await finishRunRecord(ctx, { status, finishedAt, durationMs: summary.durationMs });
+    recorded.set(ctx, status);
   } else {
     await safely(
       ctx,
       "record the failed run in the ledger",
       "ledger_write_failed",
-      () => finishRunRecord(ctx, { status, error, finishedAt, durationMs: summary.durationMs }),
+      async () => {
+        await finishRunRecord(ctx, { status, error, finishedAt, durationMs: summary.durationMs });
+        recorded.set(ctx, status);
+      },
     );
   }
   await safely(

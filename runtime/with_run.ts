@@ -31,6 +31,7 @@ import type { RunContext } from "../core/run_context.ts";
 import { newRunId, RUN_ID_PATTERN } from "../core/run_id.ts";
 import { finishRunRecord, settleRunRecord } from "../observability/ledger.ts";
 import { withLogContext } from "../observability/logging.ts";
+import { recordedStatus } from "../observability/run_observer.ts";
 import { retryPolicy } from "../core/config/mod.ts";
 import { parseDuration } from "../core/duration.ts";
 import { withRetry } from "../core/retry.ts";
@@ -218,6 +219,9 @@ function commandOf(kind: RunKind): string {
 
 /** Step 5: the ledger row's final status; never hides the run's own error. */
 async function settle(ctx: RunContext, kind: RunKind, error: unknown, t0: number): Promise<void> {
+  // The run's observer wrote its end already (the database may not take more writes: a
+  // CHECKPOINT that failed on a full disk).
+  if (recordedStatus(ctx) !== undefined) return;
   try {
     await settleRunRecord(ctx, {
       command: commandOf(kind),

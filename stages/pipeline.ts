@@ -19,6 +19,7 @@ import {
   DiskFullError,
   errorMessage,
   QualityGateError,
+  SluiceError,
   SourceError,
   stopErrorOf,
 } from "../core/errors.ts";
@@ -66,6 +67,8 @@ export type StageName = (typeof STAGES)[number];
 export interface PipelineRunSummary extends RunSummary {
   /** Every check result of the run (bronze, silver, gold), in order. */
   checks: CheckResult[];
+  /** True when the run succeeded but its final CHECKPOINT failed (the WAL keeps the commits). */
+  checkpointFailed?: boolean;
 }
 
 /** What a run was doing when it failed: the first chosen stage that did not finish. */
@@ -230,15 +233,29 @@ export async function runPipeline(
   // A stop (signal, time limit) that comes once the run's success is recorded
   // does not undo it: the commits are safe in the WAL, which the next open
   // replays, so the checkpoint is left to the next run and the run exits 0.
+  //
+  // A CHECKPOINT that fails (a full disk, an I/O error) does not undo it either: the
+  // commits are in the WAL, which the next open replays and folds. The run stays a
+  // success, exits 0 and says so at error level (`checkpoint_failed`), so a full disk is
+  // seen before the next run needs the space.
   if (!ctx.signal?.aborted) {
     try {
-      await whileDoing(
-        ctx,
-        "checkpointing the WAL into the database file (the run's commits are safe in the WAL)",
-        () => finishWal(ctx, { noop: summary.noop }), // a no-op run's small WAL stays (stages/_wal.ts)
-      );
+      await finishWal(ctx, { noop: summary.noop }); // a no-op run's small WAL stays (stages/_wal.ts)
     } catch (e) {
-      if (!ctx.signal?.aborted) throw e;
+      if (!ctx.signal?.aborted) {
+        summary.checkpointFailed = true;
+        const full = DiskFullError.from(e, ctx.config.lake);
+        ctx.logger.getChild("run").error(
+          "the run succeeded but its CHECKPOINT failed; the commits are safe in the WAL and the " +
+            "next run folds them: {error}",
+          {
+            event: "checkpoint_failed",
+            error: errorMessage(e),
+            error_kind: full ? full.kind : e instanceof SluiceError ? e.kind : "engine",
+            wal_kept: true,
+          },
+        );
+      }
     }
   }
   if (ctx.signal?.aborted) {
