@@ -78,11 +78,11 @@ function yaml(worker: string, servers: string[], consumer: string, batch: number
 }
 
 async function plainLoop(
-  cluster: NatsCluster,
+  servers: string[],
   work: string,
   options: { messages: number; batch: number; consumer: string },
 ): Promise<number> {
-  const nc = await cluster.connect();
+  const nc = await connect({ servers, timeout: 5000 });
   const db = await openEngine(join(work, `${options.consumer}.duckdb`), {
     allowedDirectories: [work],
   });
@@ -113,7 +113,10 @@ async function plainLoop(
       await Promise.all(msgs.map((m) => m.ackAck()));
       n += msgs.length;
     }
-    return (performance.now() - t0) / 1000;
+    const seconds = (performance.now() - t0) / 1000;
+    // Every side starts on a cluster that carries no other consumer's state.
+    await jsm.consumers.delete("BENCH", options.consumer);
+    return seconds;
   } finally {
     db.close();
     await nc.close();
@@ -136,6 +139,36 @@ function workerArgs(cfg: string, worker: string): string[] {
     worker,
     "available-now",
   ];
+}
+
+/**
+ * The plain loop in a fresh process, as each worker is: neither side gets the
+ * bench process's warm JIT or its grown heap. Returns its own loop time.
+ */
+async function plainProcess(
+  servers: string[],
+  work: string,
+  options: { messages: number; batch: number; consumer: string },
+): Promise<number> {
+  const out = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--no-prompt",
+      `--allow-ffi=${new URL("../node_modules", import.meta.url).pathname}`,
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-net=127.0.0.1",
+      new URL(import.meta.url).pathname,
+      "--plain",
+      JSON.stringify({ servers, work, ...options }),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  if (out.code !== 0) throw new Error(`plain loop failed: ${dec.decode(out.stderr)}`);
+  return Number(JSON.parse(dec.decode(out.stdout).trim().split("\n").at(-1)!).seconds);
 }
 
 async function sluiceWorkers(
@@ -161,6 +194,15 @@ async function sluiceWorkers(
     if (p.code !== 0) throw new Error(`worker failed: ${new TextDecoder().decode(p.stderr)}`);
     // Time in batches (pull to confirmed ack): not process start-up, nor the last empty pull.
     seconds = Math.max(seconds, JSON.parse(text).busyMs / 1000);
+  }
+  // Every side starts on a cluster that carries no other consumer's state.
+  const nc = await cluster.connect();
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.consumers.delete("BENCH", options.consumer);
+    await jsm.streams.delete(`KV_sluice-claims-${options.consumer}`); // its claims bucket
+  } finally {
+    await nc.close();
   }
   return seconds;
 }
@@ -333,8 +375,9 @@ export async function jetstreamPair(
     const plainRuns: number[] = [];
     const workerRuns: Record<number, number[]> = { 1: [], 2: [], 3: [] };
     for (let round = 1; round <= rounds; round++) {
-      const plain = await plainLoop(cluster, options.work, {
-        ...options,
+      const plain = await plainProcess(cluster.servers, options.work, {
+        messages: options.messages,
+        batch: options.batch,
         consumer: `plain_r${round}`,
       });
       plainRuns.push(plain);
@@ -390,7 +433,11 @@ export async function jetstreamPair(
   }
 }
 
-if (import.meta.main) {
+if (import.meta.main && Deno.args[0] === "--plain") {
+  // The plain loop's own process (see plainProcess).
+  const o = JSON.parse(Deno.args[1]);
+  console.log(JSON.stringify({ seconds: await plainLoop(o.servers, o.work, o) }));
+} else if (import.meta.main) {
   // deno run ... bench/jetstream.ts [MESSAGES [BATCH [ROUNDS]]]  |  ... --backlog 1000000
   const work = await Deno.makeTempDir({ prefix: "sluice_bench_js_" });
   const at = Deno.args.indexOf("--backlog");

@@ -226,18 +226,29 @@ export async function runPipeline(
   crashPoint("run_finishing");
   await recordSuccess(ctx, summary);
   crashPoint("run_finished");
-  // One CHECKPOINT per run folds the WAL into the database file. It comes
-  // last: output reads the gold tables the commit left in memory rather than
-  // the compressed blocks a checkpoint writes, each table is compressed and
-  // written once, and closing the database finds nothing left to fold.
-  // A stop (signal, time limit) that comes once the run's success is recorded
-  // does not undo it: the commits are safe in the WAL, which the next open
-  // replays, so the checkpoint is left to the next run and the run exits 0.
-  //
-  // A CHECKPOINT that fails (a full disk, an I/O error) does not undo it either: the
-  // commits are in the WAL, which the next open replays and folds. The run stays a
-  // success, exits 0 and says so at error level (`checkpoint_failed`), so a full disk is
-  // seen before the next run needs the space.
+  await checkpointAfterSuccess(ctx, summary);
+  crashPoint("checkpointed");
+  return summary;
+}
+
+/**
+ * One CHECKPOINT per run folds the WAL into the database file. It comes
+ * last: output reads the gold tables the commit left in memory rather than
+ * the compressed blocks a checkpoint writes, each table is compressed and
+ * written once, and closing the database finds nothing left to fold.
+ *
+ * A stop (signal, time limit) that comes once the run's success is recorded
+ * does not undo it: the commits are safe in the WAL, which the next open
+ * replays, so the checkpoint is left to the next run and the run exits 0.
+ * A CHECKPOINT that fails (a full disk, an I/O error) does not undo it
+ * either: the run stays a success, exits 0 and says so at error level
+ * (`checkpoint_failed`), so a full disk is seen before the next run needs
+ * the space.
+ */
+async function checkpointAfterSuccess(
+  ctx: RunContext,
+  summary: PipelineRunSummary,
+): Promise<void> {
   if (!ctx.signal?.aborted) {
     try {
       await finishWal(ctx, { noop: summary.noop }); // a no-op run's small WAL stays (stages/_wal.ts)
@@ -262,13 +273,9 @@ export async function runPipeline(
     ctx.db.resume();
     ctx.logger.getChild("run").warn(
       "stop requested after the run succeeded; checkpoint left to the next run",
-      {
-        event: "checkpoint_deferred",
-      },
+      { event: "checkpoint_deferred" },
     );
   }
-  crashPoint("checkpointed");
-  return summary;
 }
 
 /**

@@ -932,8 +932,10 @@ class Worker {
         row.endRow();
       }
     }, { temp: true });
-    // Redeliveries of sequences committed here before: dropped (and acked again).
-    const committed = latest.size === 0 ? [] : await this.db.all<{ seq: number }>(
+    // Redeliveries of sequences committed here before: dropped (and acked again). None can be
+    // when every sequence is above the largest this shard committed (the usual batch).
+    if (latest.size === 0 || lo > this.state.maxSeq) return [...latest.values()];
+    const committed = await this.db.all<{ seq: number }>(
       `SELECT s.seq FROM _sluice.jetstream_sequences AS s
        WHERE s.stream = ${literal(this.stream)} AND s.seq BETWEEN ${lo} AND ${hi}
          AND s.seq IN (SELECT seq FROM ${FRESH})`,
