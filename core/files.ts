@@ -45,6 +45,11 @@ export interface FileFingerprint {
    * bronze lands them); {@linkcode fileSha256} waits for it.
    */
   hashing?: Promise<string>;
+  /**
+   * The whole file, when it is small and bronze read it once for its kind
+   * check, CSV header and hash (dropped once the landing is recorded).
+   */
+  content?: Uint8Array;
 }
 
 /**

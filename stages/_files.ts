@@ -39,7 +39,12 @@ export type FileKind = "gzip" | "parquet" | "zstd" | "json_array" | "text" | "em
  */
 export async function sniffFile(
   path: string,
+  content?: Uint8Array,
 ): Promise<{ kind: FileKind; parquetFooter: boolean }> {
+  if (content) {
+    const tail = content.length >= 12 ? content.subarray(content.length - 4) : undefined;
+    return kindOf(content.subarray(0, 4096), tail);
+  }
   using file = await Deno.open(path, { read: true });
   const size = (await file.stat()).size;
   const head = new Uint8Array(Math.min(size, 4096));
@@ -49,31 +54,90 @@ export async function sniffFile(
     if (n === null) break;
     got += n;
   }
-  if (got === 0) return { kind: "empty", parquetFooter: false };
   const b = head.subarray(0, got);
+  let tail: Uint8Array | undefined;
+  if (isParquetMagic(b) && size >= 12) {
+    const t4 = new Uint8Array(4);
+    await file.seek(size - 4, Deno.SeekMode.Start);
+    let t = 0;
+    while (t < 4) {
+      const n = await file.read(t4.subarray(t));
+      if (n === null) break;
+      t += n;
+    }
+    tail = t4.subarray(0, t);
+  }
+  return kindOf(b, tail);
+}
+
+function isParquetMagic(b: Uint8Array): boolean {
+  return b[0] === 0x50 && b[1] === 0x41 && b[2] === 0x52 && b[3] === 0x31;
+}
+
+/** The kind a file's first bytes (`b`) and, for a file of 12 bytes or more, last four say. */
+function kindOf(b: Uint8Array, tail: Uint8Array | undefined): {
+  kind: FileKind;
+  parquetFooter: boolean;
+} {
+  if (b.length === 0) return { kind: "empty", parquetFooter: false };
   if (b[0] === 0x1f && b[1] === 0x8b) return { kind: "gzip", parquetFooter: false };
   if (b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) {
     return { kind: "zstd", parquetFooter: false };
   }
-  if (b[0] === 0x50 && b[1] === 0x41 && b[2] === 0x52 && b[3] === 0x31) {
-    let footer = false;
-    if (size >= 12) {
-      const tail = new Uint8Array(4);
-      await file.seek(size - 4, Deno.SeekMode.Start);
-      let t = 0;
-      while (t < 4) {
-        const n = await file.read(tail.subarray(t));
-        if (n === null) break;
-        t += n;
-      }
-      footer = t === 4 && new TextDecoder().decode(tail) === "PAR1";
-    }
+  if (isParquetMagic(b)) {
+    const footer = tail !== undefined && tail.length === 4 &&
+      new TextDecoder().decode(tail) === "PAR1";
     return { kind: "parquet", parquetFooter: footer };
   }
   let i = b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
   while (i < b.length && (b[i] === 0x20 || b[i] === 0x09 || b[i] === 0x0a || b[i] === 0x0d)) i++;
   if (b[i] === 0x5b) return { kind: "json_array", parquetFooter: false };
   return { kind: "text", parquetFooter: false };
+}
+
+/** Files up to this size are read whole, once, by {@linkcode readSmallFiles}. */
+export const SMALL_FILE_BYTES = 256 * 1024;
+
+/**
+ * Reads the small files of a landing whole, once, 32 at a time and up to
+ * `budgetBytes` in all (default 64 MiB), into each fingerprint's `content`:
+ * their kind check, CSV header and hash then need no read of their own (for
+ * 2,000 files of 2.5 KB: 30 ms, against 0.3 to 0.6 s for a sniff, a header
+ * read and a hash each). A file whose size differs from its fingerprint's,
+ * or that cannot be read, gets no content and is read as before, where an
+ * error is reported.
+ */
+export async function readSmallFiles(
+  files: readonly FileFingerprint[],
+  options: { budgetBytes?: number } = {},
+): Promise<void> {
+  let budget = options.budgetBytes ?? 64 * 1024 * 1024;
+  const todo = files.filter((fp) => {
+    if (fp.content || fp.size > SMALL_FILE_BYTES || fp.size > budget) return false;
+    budget -= fp.size;
+    return true;
+  });
+  let next = 0;
+  const reader = async () => {
+    while (next < todo.length) {
+      const fp = todo[next++];
+      try {
+        const bytes = await Deno.readFile(fp.path);
+        if (bytes.length === fp.size) fp.content = bytes;
+      } catch { /* no content: the usual reads report it */ }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(32, todo.length) }, reader));
+}
+
+/** Drops the contents {@linkcode readSmallFiles} kept. */
+export function forgetContents(files: readonly FileFingerprint[]): void {
+  for (const fp of files) delete fp.content;
+}
+
+/** The SHA-256 of bytes as hex. */
+function hashBytes(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Files up to this size are read whole and hashed in one native call. */
@@ -109,7 +173,8 @@ export async function hashFile(path: string): Promise<string> {
 export function hashInBackground(files: readonly FileFingerprint[]): void {
   let chain: Promise<unknown> = Promise.resolve();
   for (const fp of files) {
-    const hashing = chain.then(() => hashFile(fp.path));
+    // A file bronze read whole by then is hashed from those bytes.
+    const hashing = chain.then(() => fp.content ? hashBytes(fp.content) : hashFile(fp.path));
     // The next hash waits for this one; a failure surfaces where this hash is
     // awaited (`fileSha256`), not as an unhandled rejection.
     chain = hashing.catch(() => {});
@@ -121,7 +186,11 @@ export function hashInBackground(files: readonly FileFingerprint[]): void {
 export async function fileSha256(fp: FileFingerprint): Promise<string> {
   if (fp.sha256 !== "") return fp.sha256;
   try {
-    fp.sha256 = fp.hashing ? await fp.hashing : await hashFile(fp.path);
+    fp.sha256 = fp.hashing
+      ? await fp.hashing
+      : fp.content
+      ? hashBytes(fp.content)
+      : await hashFile(fp.path);
   } catch (e) {
     throw new SourceError(`Cannot hash file ${fp.path}: ${(e as Error).message}`, {
       cause: e,

@@ -47,7 +47,13 @@ import {
   missingSourceColumns,
   tableColumns,
 } from "./_catalog.ts";
-import { type FileFingerprint, fileSha256, sniffFile } from "./_files.ts";
+import {
+  type FileFingerprint,
+  fileSha256,
+  forgetContents,
+  readSmallFiles,
+  sniffFile,
+} from "./_files.ts";
 import { appendJsonRecords, createRecordTable } from "./_json_records.ts";
 import { ensureManifest, extract, type ExtractPlan, type SourcePlan } from "./extract.ts";
 
@@ -374,6 +380,7 @@ async function landSource(
         });
       }
       await recordFiles(ctx, sp.source, files, "ingested", landed.perFile);
+      forgetContents(files);
       for (const fp of files) {
         const rows = landed.perFile.get(fileKey(fp)) ?? 0;
         const rejected = landed.rejectedPerFile.get(fileKey(fp)) ?? 0;
@@ -512,11 +519,19 @@ async function csvHeader(
   if (o.header === false || (o.skip ?? 0) > 0) return undefined;
   // A compressed file's header is read by DuckDB, which decompresses it.
   if (/\.(gz|gzip|zst|zstd)$/i.test(fp.path)) return undefined;
-  using file = await Deno.open(fp.path, { read: true });
-  const buf = new Uint8Array(64 * 1024);
-  const n = (await file.read(buf)) ?? 0;
+  const limit = 64 * 1024;
+  let buf: Uint8Array;
+  let n: number;
+  if (fp.content) {
+    buf = fp.content.subarray(0, limit);
+    n = buf.length;
+  } else {
+    using file = await Deno.open(fp.path, { read: true });
+    buf = new Uint8Array(limit);
+    n = (await file.read(buf)) ?? 0;
+  }
   const newline = buf.subarray(0, n).indexOf(0x0a);
-  if (newline < 0 && n === buf.length) return undefined; // header longer than 64 KiB: let DuckDB sniff
+  if (newline < 0 && n === limit) return undefined; // header longer than 64 KiB: let DuckDB sniff
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(
@@ -591,7 +606,7 @@ async function checkFileKinds(
   source: SourceConfig,
   files: readonly FileFingerprint[],
 ): Promise<void> {
-  const kinds = await Promise.all(files.map((fp) => sniffFile(fp.path)));
+  const kinds = await Promise.all(files.map((fp) => sniffFile(fp.path, fp.content)));
   for (const [i, fp] of files.entries()) {
     const { kind, parquetFooter } = kinds[i];
     const fail = (what: string) => {
@@ -872,6 +887,8 @@ async function landFiles(
   tr: TableResult,
   ingestedAt: string,
 ): Promise<Landed> {
+  // Small files are read once here, for their kind, header and hash.
+  await readSmallFiles(files);
   await checkFileKinds(name, source, files);
   if (source.format === "ndjson" || source.format === "json") {
     return await landJsonFiles(ctx, name, source, files, tr, ingestedAt);

@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { globToRegExp, hashFile, listFiles } from "../stages/_files.ts";
+import fc from "fast-check";
+import {
+  fileSha256,
+  forgetContents,
+  globToRegExp,
+  hashFile,
+  listFiles,
+  readSmallFiles,
+  SMALL_FILE_BYTES,
+  sniffFile,
+  statFile,
+} from "../stages/_files.ts";
 import { openEngine } from "../core/engine.ts";
 import { literal } from "../core/quote.ts";
 import { makeProject, openProject, query, runOnce, writeFile } from "./_helpers.ts";
@@ -42,6 +53,57 @@ Deno.test("file hashes are the SHA-256 of the content, read whole or streamed", 
   await Deno.writeFile(big, bytes);
   assert.equal(await hashFile(big), createHash("sha256").update(bytes).digest("hex"));
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a small file read once gives the same kind and hash as reading it apart; a large or changed one keeps no content", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Bytes that hit every kind: gzip, zstd and Parquet magic (with and without the footer),
+    // a JSON array after a BOM and blanks, text, empty.
+    const prefixes = [
+      [0x1f, 0x8b],
+      [0x28, 0xb5, 0x2f, 0xfd],
+      [0x50, 0x41, 0x52, 0x31],
+      [0xef, 0xbb, 0xbf, 0x20, 0x0a, 0x5b],
+      [0x69, 0x64, 0x0a],
+      [],
+    ];
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...prefixes),
+        fc.uint8Array({ maxLength: 6000 }),
+        fc.boolean(),
+        async (prefix, body, footer) => {
+          const bytes = new Uint8Array([
+            ...prefix,
+            ...body,
+            ...(footer ? [0x50, 0x41, 0x52, 0x31] : []),
+          ]);
+          const path = join(dir, `f${n++}.bin`);
+          await Deno.writeFile(path, bytes);
+          const fp = await statFile(path);
+          await readSmallFiles([fp]);
+          assert.deepEqual(fp.content, bytes);
+          assert.deepEqual(await sniffFile(path, fp.content), await sniffFile(path));
+          assert.equal(await fileSha256(fp), await hashFile(path));
+          forgetContents([fp]);
+          assert.equal(fp.content, undefined);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    const big = join(dir, "big.csv");
+    await Deno.writeFile(big, new Uint8Array(SMALL_FILE_BYTES + 1));
+    const changed = join(dir, "changed.csv");
+    await Deno.writeTextFile(changed, "id\n1\n");
+    const fps = [await statFile(big), await statFile(changed)];
+    await Deno.writeTextFile(changed, "id\n1\n2\n"); // grew after it was listed
+    await readSmallFiles(fps);
+    assert.deepEqual(fps.map((f) => f.content), [undefined, undefined]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 /** One CSV source of integer ids, typed in silver. */
