@@ -197,7 +197,7 @@ export async function settleRunRecord(
     row = await read();
   }
   if (row && row.status !== "running") return;
-  await ensureLedger(ctx.db);
+  // A row `running` was inserted by startRunRecord, which made the ledger; so does a new one.
   if (!row) {
     if (options.status === "success") return;
     await startRunRecord(ctx, { command: options.command });
