@@ -796,7 +796,7 @@ class Worker {
     }
     this.cp = { ...cp, batchId, maxEventTimeUs: r.maxEventTimeUs, watermarkUs: r.watermarkUs };
     this.crash("committed");
-    // Without duplicates every pulled message is new, once: no need to read them back.
+    // The new sequences are known from staging: no need to read them back.
     const claims = this.src.claims !== "kv" || counts.fresh === 0 ? [] : fresh.map((m) => m.seq);
     const committedAt = performance.now();
     await this.settleInFlight({ busy: false });
