@@ -787,6 +787,26 @@ export function formatTable(results: Record<string, unknown>): string {
         w.workers === 1 ? (p.jetstream.met ? "yes" : "no") : "",
       ]);
     }
+    const one = p.jetstream.workers[0];
+    rows.push([
+      "7 jetstream 1 worker, reference",
+      `unconfirmed acks ${eps(p.jetstream.plain_unconfirmed.events_per_second)}`,
+      `sluice ${eps(one.events_per_second)}`,
+      one.ratio_unconfirmed.toFixed(2),
+      "",
+      "",
+    ]);
+    const rss = p.jetstream.rss;
+    if (rss) {
+      rows.push([
+        `7 jetstream peak RSS, ${rss.backlog.toLocaleString("en-US")} backlog`,
+        `V8 defaults ${rss.v8_defaults.peak_rss_mib.toFixed(0)} MiB`,
+        `bounded heap ${rss.peak_rss_mib.toFixed(0)} MiB`,
+        "",
+        "≤ 300 MiB",
+        rss.met ? "yes" : "no",
+      ]);
+    }
   }
   for (const shape of SHAPES) {
     if (!p[shape]) continue;

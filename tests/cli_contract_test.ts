@@ -18,6 +18,7 @@ import { SLUICE_VERSION } from "../mod.ts";
 import { buildProgram } from "../cli/program.ts";
 import { openEngine } from "../core/engine.ts";
 import { event, makeStreamProject, streamYaml, writeLanding } from "./fixtures/streaming.ts";
+import { workerYaml } from "./_jetstream.ts";
 
 const REPO = new URL("..", import.meta.url).pathname;
 const SCRIPT = "/usr/bin/script";
@@ -326,6 +327,34 @@ Deno.test("a missing permission is one line naming the flag to add, never a prom
     assert.doesNotMatch(stderr, STACK_FRAME);
     assert.equal(stderr.split("\n").length, 1, stderr);
     assert.match(stderr, /^sluice: missing permission: .*\(add --allow-write=\S+ to the deno run/);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("a NATS server on another host under the task's --allow-net stops at once with exit 2 naming the flag", async () => {
+  // Deno refuses the connection before it leaves this machine; without the check the
+  // client saw an unreachable server and the worker retried for two minutes.
+  const tmp = await Deno.makeTempDir({ prefix: "sluice_contract_natsnet_" });
+  try {
+    const cfg = join(tmp, "pipeline.yaml");
+    await Deno.writeTextFile(
+      cfg,
+      workerYaml("w1", { servers: ["nats://nats-1.example.internal:4222"] }),
+    );
+    for (const mode of [MODES[0], MODES[2]]) {
+      if (mode.tty && !scriptAvailable) continue;
+      const r = await task(["stream", "-c", cfg, "--trigger", "available-now"], mode);
+      const all = `${r.stdout}\n${r.stderr}`;
+      assert.equal(r.code, 2, `[${label(mode)}] ${all}`);
+      assert.match(
+        all,
+        /sluice: Cannot connect to NATS \(nats:\/\/nats-1\.example\.internal:4222\): no network permission for nats-1\.example\.internal:4222; run with --allow-net=127\.0\.0\.1,localhost,nats-1\.example\.internal:4222/,
+        `[${label(mode)}] ${all}`,
+      );
+      assert.doesNotMatch(all, /nats_retry|NotCapable|EPERM/, `[${label(mode)}] ${all}`);
+      assert.doesNotMatch(all, STACK_FRAME, `[${label(mode)}] ${all}`);
+    }
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

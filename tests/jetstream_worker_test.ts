@@ -345,6 +345,44 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "the bounded-heap worker command of docs/streaming.md runs as written",
+  ignore,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const doc = await Deno.readTextFile(new URL("../docs/streaming.md", import.meta.url));
+    const at = doc.indexOf("**Memory.**");
+    const block = doc.slice(
+      doc.indexOf("```sh\n", at) + 6,
+      doc.indexOf("```", doc.indexOf("```sh\n", at) + 6),
+    );
+    const words = block.replace(/\\\n/g, " ").trim().split(/\s+/);
+    assert.equal(words[0], "deno");
+    assert.ok(words.some((w) => w.startsWith("--v8-flags=")), block);
+    await withCluster(async (cluster, dir) => {
+      const nc = await cluster.connect();
+      await publishRange(nc, published(), 0, 300);
+      await nc.close();
+      const cfg = await writeWorkerConfig(dir, "w1", { servers: cluster.servers });
+      // As written, with this test's config, worker id and a trigger that ends.
+      const args = words.slice(1).map((w) =>
+        w === "pipeline.yaml" ? cfg : w === '"$(hostname)"' ? "w1" : w
+      );
+      const out = await new Deno.Command("deno", {
+        args: [...args, "--trigger", "available-now"],
+        cwd: new URL("..", import.meta.url).pathname,
+        env: { NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const dec = new TextDecoder();
+      assert.equal(out.code, 0, dec.decode(out.stderr));
+      assert.match(dec.decode(out.stdout), /300 received, 2\d\d written, \d+ dead-lettered/);
+    });
+  },
+});
+
 /** The real CLI with the `sluice` task's permissions. */
 async function sluiceCli(
   args: string[],

@@ -20,7 +20,7 @@ import type {
 } from "@nats-io/jetstream";
 import type { JetStreamSourceConfig } from "../../core/config/mod.ts";
 import { parseDuration } from "../../core/duration.ts";
-import { SourceError } from "../../core/errors.ts";
+import { SourceError, UsageError } from "../../core/errors.ts";
 import {
   type ClaimBlock,
   claimEntry,
@@ -130,6 +130,22 @@ export function consumerSettings(src: JetStreamSourceConfig) {
 }
 
 /**
+ * The configured servers (as `host:port`) this process has no network
+ * permission for. Deno refuses such a connection before it leaves the machine,
+ * which the NATS client reports as an unreachable server; asking first turns
+ * it into one clear, terminal error instead of endless retries.
+ */
+export async function serversWithoutNet(servers: readonly string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const server of servers) {
+    const host = server.replace(/^[a-z]+:\/\//, "");
+    const { state } = await Deno.permissions.query({ name: "net", host });
+    if (state !== "granted") missing.push(host);
+  }
+  return missing;
+}
+
+/**
  * Connects, checks the stream exists and gets (or creates) the durable
  * pull consumer. Errors name the stream and consumer, never a credential.
  */
@@ -137,6 +153,16 @@ export async function openLink(
   src: JetStreamSourceConfig,
   options: { name: string },
 ): Promise<JetStreamLink> {
+  const denied = await serversWithoutNet(src.servers);
+  if (denied.length > 0) {
+    const hosts = denied.join(",");
+    throw new UsageError(
+      `Cannot connect to NATS (${src.servers.join(", ")}): no network permission for ` +
+        `${denied.join(", ")}; run with --allow-net=127.0.0.1,localhost,${hosts} ` +
+        "(the sluice task allows only this machine)",
+      { context: { denied } },
+    );
+  }
   const lib = await nats();
   let nc: NatsConnection;
   try {
@@ -243,19 +269,48 @@ function pulled(m: JsMsg): PulledMessage {
     for (const k of m.headers.keys()) h[k] = m.headers.values(k);
     headers = JSON.stringify(h);
   }
+  const reply = (m as unknown as { reply: string }).reply;
+  const at = ackTokens(reply);
   return {
-    seq: m.seq,
+    seq: at ? at.seq : m.seq,
     subject: m.subject,
-    delivered: m.info.deliveryCount,
+    delivered: at ? at.delivered : m.info.deliveryCount,
     headers,
     data: m.data,
-    reply: (m as unknown as { reply: string }).reply,
+    reply,
   };
 }
 
 /**
+ * Stream sequence and delivery count from an ack subject, without the
+ * client's full parse (an array of every token and an object a message):
+ * `$JS.ACK.<stream>.<consumer>.<delivered>.<seq>...` (9 tokens) or
+ * `$JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<seq>...`
+ * (11 or 12). Undefined for any other shape (the client parses those).
+ */
+export function ackTokens(reply: string): { seq: number; delivered: number } | undefined {
+  if (!reply.startsWith("$JS.ACK.")) return undefined;
+  const dots: number[] = [];
+  for (let i = reply.indexOf("."); i !== -1; i = reply.indexOf(".", i + 1)) dots.push(i);
+  const tokens = dots.length + 1;
+  const first = tokens === 9 ? 4 : tokens === 11 || tokens === 12 ? 6 : -1;
+  if (first < 0) return undefined;
+  const delivered = Number(reply.slice(dots[first - 1] + 1, dots[first]));
+  const seq = Number(reply.slice(dots[first] + 1, dots[first + 1]));
+  if (!Number.isSafeInteger(delivered) || !Number.isSafeInteger(seq)) return undefined;
+  if (delivered < 1 || seq < 1) return undefined;
+  return { seq, delivered };
+}
+
+const ACK = new TextEncoder().encode("+ACK");
+
+/**
  * Acks deliveries by their ack subjects and waits for the server to
  * confirm each (double ack). Returns the sequences confirmed.
+ *
+ * One reply inbox per call (`<inbox>.<i>` names the i-th ack) and one timer
+ * for all: a request per ack would cost a timer, a promise and a reply
+ * route each, most of what a worker allocated per message.
  */
 export async function ackConfirmed(
   nc: NatsConnection,
@@ -263,15 +318,35 @@ export async function ackConfirmed(
   options: { timeoutMs: number },
 ): Promise<Set<number>> {
   const done = new Set<number>();
-  const chunk = 4096;
-  for (let i = 0; i < acks.length; i += chunk) {
-    const part = acks.slice(i, i + chunk);
-    const results = await Promise.allSettled(
-      part.map((a) => nc.request(a.reply, "+ACK", { timeout: options.timeoutMs })),
-    );
-    results.forEach((r, j) => {
-      if (r.status === "fulfilled") done.add(part[j].seq);
-    });
+  if (acks.length === 0) return done;
+  const inbox = (await nats()).core.createInbox();
+  const answered = new Uint8Array(acks.length);
+  let left = acks.length;
+  let finish = () => {};
+  const finished = new Promise<void>((resolve) => finish = resolve);
+  const sub = nc.subscribe(`${inbox}.*`, {
+    callback: (err, msg) => {
+      // A subscription error (a permission, the connection closing) ends the wait.
+      if (err) return finish();
+      const i = Number(msg.subject.slice(inbox.length + 1));
+      if (!Number.isInteger(i) || i < 0 || i >= acks.length || answered[i]) return;
+      answered[i] = 1;
+      // A status reply (503: nobody answers that ack subject) is not a confirmation.
+      if (!msg.headers?.hasError) done.add(acks[i].seq);
+      if (--left === 0) finish();
+    },
+  });
+  const timer = setTimeout(finish, options.timeoutMs);
+  try {
+    for (let i = 0; i < acks.length; i++) {
+      nc.publish(acks[i].reply, ACK, { reply: `${inbox}.${i}` });
+    }
+    await finished;
+  } catch {
+    // The connection closed under the acks: what was confirmed stands, the rest is sent again.
+  } finally {
+    clearTimeout(timer);
+    sub.unsubscribe();
   }
   return done;
 }

@@ -418,6 +418,7 @@ class Worker {
       } catch (e) {
         // What a node restart or a leader election looks like is retried; a usage or
         // permission error, or one of ours that is not about the connection, is not.
+        if (e instanceof UsageError) throw e;
         const text = `${(e as Error)?.name ?? ""} ${safeMessage(e)}`;
         const ours = e instanceof SluiceError && !/connect|timeout/i.test(text);
         if (ours || /InvalidArgument|InvalidOperation|Permission|Authori[sz]ation/i.test(text)) {
