@@ -420,7 +420,10 @@ class Worker {
         // permission error, or one of ours that is not about the connection, is not.
         if (e instanceof UsageError) throw e;
         const text = `${(e as Error)?.name ?? ""} ${safeMessage(e)}`;
-        const ours = e instanceof SluiceError && !/connect|timeout/i.test(text);
+        // "JetStream system temporarily unavailable" (503) is what a stream or consumer
+        // request gets while a restarted node's RAFT group elects a leader.
+        const ours = e instanceof SluiceError &&
+          !/connect|timeout|temporarily unavailable|no responders|503/i.test(text);
         if (ours || /InvalidArgument|InvalidOperation|Permission|Authori[sz]ation/i.test(text)) {
           throw e;
         }
