@@ -75,30 +75,36 @@ async function rmrf(path: string): Promise<void> {
 }
 
 /**
- * Writes `orders_increment.csv`: the first `rows` orders of the first
- * orders file with new order ids (above every id of the lake), same
- * dates, customers and products, so the increment lands in existing
- * partitions the way a night's orders do.
+ * Writes `orders_increment.csv`: the first `rows` orders of the orders
+ * files (in name order, as many files as it takes) with new order ids
+ * (above every id of the lake), same dates, customers and products, so the
+ * increment lands in existing partitions the way a night's orders do.
+ * Returns how many orders it wrote.
  */
 async function writeIncrement(
   landing: string,
   options: { rows: number; idOffset: number },
-): Promise<string> {
+): Promise<number> {
   const files = (await Array.fromAsync(Deno.readDir(join(landing, "orders"))))
     .map((e) => e.name).filter((n) => n.startsWith("orders_") && n.endsWith(".csv")).sort();
-  const text = await Deno.readTextFile(join(landing, "orders", files[0]));
-  const lines = text.split("\n");
-  const header = lines[0];
-  const out = [header];
-  for (let i = 1; i < lines.length && out.length <= options.rows; i++) {
-    const line = lines[i];
-    if (line === "") continue;
-    const comma = line.indexOf(",");
-    out.push(`${options.idOffset + i}${line.slice(comma)}`);
+  let header: string | undefined;
+  const out: string[] = [];
+  for (const file of files) {
+    const lines = (await Deno.readTextFile(join(landing, "orders", file))).split("\n");
+    header ??= lines[0];
+    for (let i = 1; i < lines.length && out.length < options.rows; i++) {
+      const line = lines[i];
+      if (line === "") continue;
+      const comma = line.indexOf(",");
+      out.push(`${options.idOffset + out.length + 1}${line.slice(comma)}`);
+    }
+    if (out.length >= options.rows) break;
   }
-  const path = join(landing, "orders", "orders_increment.csv");
-  await Deno.writeTextFile(path, out.join("\n") + "\n");
-  return path;
+  await Deno.writeTextFile(
+    join(landing, "orders", "orders_increment.csv"),
+    [header ?? "", ...out].join("\n") + "\n",
+  );
+  return out.length;
 }
 
 /** Median of a side's wall times. */
@@ -150,8 +156,10 @@ export async function incrementalPair(o: IncrementalOptions): Promise<Record<str
   o.log(`incremental: building the lake at ${o.scale.toLocaleString("en-US")} orders`);
   const built = await run("incremental: first run");
   await copyTree(lake, snapshot);
-  const rows = Math.max(1, Math.round(o.scale / 100));
-  await writeIncrement(join(data, "landing"), { rows, idOffset: 10 * o.scale + 10 });
+  const rows = await writeIncrement(join(data, "landing"), {
+    rows: Math.max(1, Math.round(o.scale / 100)),
+    idOffset: 10 * o.scale + 10,
+  });
   o.log(`  lake built in ${built.seconds.toFixed(2)} s; increment: ${rows} orders (1%)`);
 
   const full: Measured[] = [];

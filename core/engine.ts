@@ -91,6 +91,8 @@ export interface Engine {
    * throws. Nested calls join the outer transaction.
    */
   transaction<T>(fn: () => Promise<T>): Promise<T>;
+  /** True while a {@linkcode Engine.transaction} of this connection is open. */
+  inTransaction(): boolean;
   /** Runs `CHECKPOINT` so the WAL is folded into the database file. */
   checkpoint(): Promise<void>;
   /**
@@ -302,6 +304,10 @@ class DuckDbEngine implements Engine {
     params?: Record<string, SqlParam>,
   ): Promise<T | undefined> {
     return (await this.all<T>(sql, params))[0];
+  }
+
+  inTransaction(): boolean {
+    return this.#depth > 0;
   }
 
   async transaction<T>(fn: () => Promise<T>): Promise<T> {

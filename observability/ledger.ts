@@ -20,6 +20,7 @@ import type { Engine } from "../core/engine.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 
 import { SLUICE_VERSION } from "../core/version.ts";
+import { ensureOnce } from "../core/_ensure_once.ts";
 /** The version of Sluice written into the ledger (defined in `core/version.ts`). */
 export { SLUICE_VERSION };
 
@@ -35,6 +36,10 @@ export { SLUICE_VERSION };
  * ```
  */
 export async function ensureLedger(db: Engine): Promise<void> {
+  await ensureOnce(db, "ledger", () => createLedger(db));
+}
+
+async function createLedger(db: Engine): Promise<void> {
   await db.run(`CREATE SCHEMA IF NOT EXISTS _sluice`);
   await db.run(`CREATE TABLE IF NOT EXISTS _sluice.runs (
     run_id VARCHAR PRIMARY KEY, pipeline VARCHAR, command VARCHAR, trigger VARCHAR,

@@ -28,6 +28,7 @@ import { createHash } from "node:crypto";
 import type { CheckSpec, PipelineConfig } from "../core/config/mod.ts";
 import { resolveCheckTable } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
+import { ensureOnce } from "../core/_ensure_once.ts";
 import { literal, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger } from "../observability/ledger.ts";
@@ -52,6 +53,10 @@ const VOLATILE_SQL =
  */
 export async function ensureCheckState(db: Engine): Promise<void> {
   await ensureLedger(db);
+  await ensureOnce(db, "check_state", () => createCheckState(db));
+}
+
+async function createCheckState(db: Engine): Promise<void> {
   await db.run(`CREATE TABLE IF NOT EXISTS _sluice.check_state (
     table_name VARCHAR, check_name VARCHAR, fingerprint VARCHAR, progress VARCHAR,
     run_id VARCHAR, failing_rows BIGINT, saved_at TIMESTAMPTZ)`);

@@ -100,6 +100,22 @@ interface TableScope {
   full?: Record<string, string>;
 }
 
+/**
+ * The change set of a merge table that silver wrote this run without
+ * rebuilding it, for a profile derived from it (`quality/profile.ts`).
+ */
+function deltaOf(
+  ctx: RunContext,
+  table: string,
+  writes: readonly SilverWrite[],
+): { delta: string } | string | undefined {
+  if (ctx.config.silver[table]?.mode !== "merge") return undefined;
+  const write = writes.find((w) => w.table === table);
+  if (write === undefined) return "not written";
+  if (write.rebuilt) return "rebuilt";
+  return write.delta === undefined ? "no change set" : { delta: write.delta };
+}
+
 /** The tables of a layer, as the config declares them. */
 function layerTables(ctx: RunContext, layer: Layer): string[] {
   const c = ctx.config;
@@ -172,7 +188,10 @@ export async function auditLayer(
   for (const table of toProfile) {
     let appended: { filter: string; runId: string } | undefined;
     let notAppended: string | undefined;
-    if (incremental) {
+    const merged = incremental ? deltaOf(ctx, table, options.silverWrites ?? []) : undefined;
+    const delta = typeof merged === "object" ? merged.delta : undefined;
+    if (typeof merged === "string") notAppended = merged;
+    else if (incremental && delta === undefined) {
       const names = (await ctx.db.all<{ name: string }>(
         `SELECT column_name AS name FROM duckdb_columns()
          WHERE database_name = current_database() AND schema_name = 'silver' AND table_name = $t`,
@@ -184,6 +203,8 @@ export async function auditLayer(
     }
     const p = await profileTable(ctx.db, { layer, schema: layer, table }, {
       appended,
+      delta: delta === undefined ? undefined : { table: delta, runId: ctx.runId },
+      keepStates: incremental ? ctx.runId : undefined,
       scope: layer === "bronze" ? bronzeScope(table) : undefined,
       exclude: layer === "bronze"
         ? BRONZE_BOOKKEEPING

@@ -18,6 +18,7 @@ import { join } from "node:path";
 import type { QualityConfig } from "../core/config/mod.ts";
 import { ensureDlqTable } from "../core/dlq.ts";
 import type { Engine } from "../core/engine.ts";
+import { ensureOnce } from "../core/_ensure_once.ts";
 import { literal, literalList, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger } from "../observability/ledger.ts";
@@ -35,6 +36,10 @@ import type { TableProfile } from "./profile.ts";
  */
 export async function ensureQualityTables(db: Engine): Promise<void> {
   await ensureLedger(db);
+  await ensureOnce(db, "quality", () => createQualityTables(db));
+}
+
+async function createQualityTables(db: Engine): Promise<void> {
   await db.run(`CREATE TABLE IF NOT EXISTS _sluice.check_results (
     run_id VARCHAR, layer VARCHAR, table_name VARCHAR, check_name VARCHAR, check_type VARCHAR,
     severity VARCHAR, column_name VARCHAR, status VARCHAR, failing_rows BIGINT,

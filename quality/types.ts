@@ -81,6 +81,11 @@ export interface SilverWrite {
   rebuilt: boolean;
   /** Rows of re-sent or retracted files were taken out (and older versions restored). */
   retracted: boolean;
+  /**
+   * Temp table (quoted) of the old and new versions of the rows the write
+   * touched (`_sluice_old`), when silver recorded one (`stages/_silver_delta.ts`).
+   */
+  delta?: string;
 }
 
 /**

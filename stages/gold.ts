@@ -422,11 +422,15 @@ export async function gold(ctx: RunContext, options: GoldOptions = {}): Promise<
         const build = await chooseBuild(ctx, m, options);
         const keys = await buildModel(ctx, m, build);
         if (m.model.materialized === "incremental") {
-          await ctx.db.run(`INSERT OR REPLACE INTO _sluice.gold_state VALUES ($m, $f, $v)`, {
-            m: m.name,
-            f: fingerprint(ctx, m),
-            v: JSON.stringify(await silverVersions(ctx, m.reads)),
-          });
+          await ctx.db.run(
+            `INSERT OR REPLACE INTO _sluice.gold_state (model, fingerprint, silver_versions)
+             VALUES ($m, $f, $v)`,
+            {
+              m: m.name,
+              f: fingerprint(ctx, m),
+              v: JSON.stringify(await silverVersions(ctx, m.reads)),
+            },
+          );
         }
         const target = qualified("gold", m.name);
         const n = (await ctx.db.one<{ n: number }>(`SELECT count(*) AS n FROM ${target}`))?.n ?? 0;

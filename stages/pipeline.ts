@@ -439,6 +439,7 @@ function silverWrites(staged: readonly StagedSilverTable[] | undefined): SilverW
     table: s.name,
     rebuilt: !s.exists || s.fullRefresh,
     retracted: s.stale !== undefined,
+    ...(s.change?.delta !== undefined ? { delta: s.change.delta } : {}),
   }));
 }
 
