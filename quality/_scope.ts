@@ -28,7 +28,7 @@ import { createHash } from "node:crypto";
 import type { CheckSpec, PipelineConfig } from "../core/config/mod.ts";
 import { resolveCheckTable } from "../core/config/mod.ts";
 import type { Engine } from "../core/engine.ts";
-import { ensureOnce } from "../core/_ensure_once.ts";
+import { ensureOnce } from "../core/ensure_once.ts";
 import { literal, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger } from "../observability/ledger.ts";
@@ -260,9 +260,15 @@ export async function planScope(
     plan.candidates.checks.add(spec.name);
   }
   // The rows some check needs, in two parts that do not overlap: each reads only
-  // the lineage columns of the whole table before it fetches whole rows.
+  // the lineage columns of the whole table before it fetches whole rows. The
+  // rows the run wrote come from silver's change set when it kept one (its
+  // new versions hold them all), which spares a scan of the whole table.
   const from = qualified("silver", table);
-  plan.candidates.rows = `SELECT t.* FROM ${from} AS t WHERE ${changed}
+  const delta = options.writes.find((w) => w.table === table)?.delta;
+  const written = delta === undefined
+    ? `SELECT t.* FROM ${from} AS t WHERE ${changed}`
+    : `SELECT t.* EXCLUDE (_sluice_old) FROM ${delta} AS t WHERE NOT t._sluice_old AND ${changed}`;
+  plan.candidates.rows = `${written}
     UNION ALL
     SELECT t.* FROM ${from} AS t SEMI JOIN (SELECT source_file, source_row
       FROM _sluice.check_state_rows WHERE table_name = ${literal(table)}) AS s

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import type { QualityConfig } from "../core/config/mod.ts";
 import { ensureDlqTable } from "../core/dlq.ts";
 import type { Engine } from "../core/engine.ts";
-import { ensureOnce } from "../core/_ensure_once.ts";
+import { ensureOnce } from "../core/ensure_once.ts";
 import { literal, literalList, qualified } from "../core/quote.ts";
 import type { RunContext } from "../core/run_context.ts";
 import { ensureLedger } from "../observability/ledger.ts";

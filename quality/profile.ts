@@ -16,7 +16,7 @@
  * @module
  */
 import type { Engine } from "../core/engine.ts";
-import { ensureOnce } from "../core/_ensure_once.ts";
+import { ensureOnce } from "../core/ensure_once.ts";
 import { literal, qualified, rawIdent } from "../core/quote.ts";
 import { isNumericType, isTemporalType } from "./_check_sql.ts";
 

@@ -28,7 +28,7 @@ export interface PartitionEntry {
   key: (string | null)[];
   /** Rows in the partition. */
   rows: number;
-  /** `bit_xor(hash(row))`, decimal text. */
+  /** `bit_xor(hash(row))`, decimal text; "" when the partition was written without a scan. */
   xor: string;
   /** `sum(hash(row))`, decimal text. */
   sum: string;
@@ -54,6 +54,11 @@ export interface OutputManifest {
   rows: number;
   /** Every partition (one entry with an empty key when unpartitioned). */
   partitions: PartitionEntry[];
+  /**
+   * The run whose gold stage last changed the source table's rows
+   * (`_sluice.gold_versions`), when it is a gold model that records it.
+   */
+  source_version?: string;
 }
 
 /** A partition's fingerprint, before its files are known. */

@@ -259,6 +259,9 @@ async function ensureGoldState(db: Engine): Promise<void> {
     model VARCHAR PRIMARY KEY, fingerprint VARCHAR, silver_versions VARCHAR)`);
   await db.run(`CREATE TABLE IF NOT EXISTS _sluice.silver_versions (
     table_name VARCHAR PRIMARY KEY, run_id VARCHAR)`);
+  // Per model, the run that last changed its rows and how (for output).
+  await db.run(`CREATE TABLE IF NOT EXISTS _sluice.gold_versions (
+    model VARCHAR PRIMARY KEY, run_id VARCHAR, build VARCHAR)`);
 }
 
 function fingerprint(ctx: RunContext, m: PlannedModel): string {
@@ -421,6 +424,13 @@ export async function gold(ctx: RunContext, options: GoldOptions = {}): Promise<
       try {
         const build = await chooseBuild(ctx, m, options);
         const keys = await buildModel(ctx, m, build);
+        if (build.how !== "unchanged") {
+          await ctx.db.run(
+            `INSERT OR REPLACE INTO _sluice.gold_versions (model, run_id, build)
+             VALUES ($m, $r, $b)`,
+            { m: m.name, r: ctx.runId, b: build.how },
+          );
+        }
         if (m.model.materialized === "incremental") {
           await ctx.db.run(
             `INSERT OR REPLACE INTO _sluice.gold_state (model, fingerprint, silver_versions)

@@ -16,6 +16,14 @@
  * version only drops one of its names). Only changed and new partitions are
  * written; a partition that disappeared is simply not in the new version.
  *
+ * Gold models record the run that last changed their rows
+ * (`_sluice.gold_versions`), and the manifest keeps it (`source_version`).
+ * When it is still the same, nothing changed since the published version:
+ * every partition is linked without scanning the table (only its row count
+ * is checked). An unpartitioned table that an incremental build changed in
+ * this run is written without a fingerprint scan, since it would be written
+ * whole anyway; its entry (`xor` "") is never matched by a fingerprint.
+ *
  * @module
  */
 import { getLogger, type Logger } from "@logtape/logtape";
@@ -190,6 +198,7 @@ async function writeTableVersion(
       max_rows_per_file: maxRows,
       rows,
       partitions: entries,
+      ...(plan.version !== undefined ? { source_version: plan.version } : {}),
     });
   }
   const linked = plan.reuse.reduce((n, e) => n + e.files.length, 0);
@@ -253,6 +262,25 @@ interface VersionPlan {
   duckdb: string;
   /** Column names and types. */
   columns: string;
+  /** The gold version of the rows (`_sluice.gold_versions.run_id`), when recorded. */
+  version?: string;
+}
+
+/** The run that last changed a gold model's rows and how, when recorded. */
+async function goldVersion(
+  ctx: RunContext,
+  model: string,
+): Promise<{ runId: string; build: string } | undefined> {
+  const exists = await ctx.db.one(
+    `SELECT 1 AS x FROM duckdb_tables()
+     WHERE schema_name = '_sluice' AND table_name = 'gold_versions'`,
+  );
+  if (exists === undefined) return undefined;
+  const row = await ctx.db.one<{ r: string; b: string }>(
+    `SELECT run_id AS r, build AS b FROM _sluice.gold_versions WHERE model = $m`,
+    { m: model },
+  );
+  return row === undefined ? undefined : { runId: String(row.r), build: String(row.b) };
 }
 
 /**
@@ -274,25 +302,69 @@ async function planVersion(
 ): Promise<VersionPlan> {
   const duckdb = (await ctx.db.one<{ v: string }>(`SELECT version() AS v`))?.v ?? "";
   const columns = await columnsOf(ctx.db, t.schema, t.name);
-  const fps = await fingerprints(ctx.db, t.schema, t.name, t.parts);
-  const plan: VersionPlan = { fingerprints: fps, reuse: [], changed: fps, duckdb, columns };
-  let previousDir: string;
+  const version = t.schema === "gold" ? await goldVersion(ctx, t.name) : undefined;
+  let previousDir: string | undefined;
   try {
     previousDir = join(t.versionsDir, (await Deno.readLink(t.link)).split(/[\\/]/).pop()!);
   } catch {
-    return plan; // nothing published yet
+    previousDir = undefined; // nothing published yet
   }
-  if (previousDir === join(t.versionsDir, ctx.runId)) return plan;
-  const prev = await readManifest(previousDir);
-  if (
-    prev === undefined || prev.duckdb !== duckdb || prev.columns !== columns ||
-    keyText(prev.partition_by) !== keyText(t.parts) || prev.max_rows_per_file !== t.maxRows
-  ) return plan;
+  if (previousDir === join(t.versionsDir, ctx.runId)) previousDir = undefined;
+  const prev = previousDir === undefined ? undefined : await readManifest(previousDir);
+  const same = prev !== undefined && prev.duckdb === duckdb && prev.columns === columns &&
+    keyText(prev.partition_by) === keyText(t.parts) && prev.max_rows_per_file === t.maxRows;
+  // Gold has not changed the rows since the published version was written:
+  // every partition is linked without a scan (the row count still checked).
+  if (same && version !== undefined && prev!.source_version === version.runId) {
+    const n = await ctx.db.one<{ n: number }>(
+      `SELECT count(*)::BIGINT AS n FROM ${qualified(t.schema, t.name)}`,
+    );
+    const files = await Promise.all(
+      prev!.partitions.map((p) => allFilesThere(previousDir!, p.files)),
+    );
+    if (Number(n?.n) === prev!.rows && files.every(Boolean)) {
+      return {
+        fingerprints: prev!.partitions.map(({ files: _, ...fp }) => fp),
+        reuse: prev!.partitions,
+        changed: [],
+        previousDir,
+        duckdb,
+        columns,
+        version: version.runId,
+      };
+    }
+  }
+  // An unpartitioned table that an incremental build of this run changed is
+  // written whole anyway: no fingerprint scan (the next run compares versions).
+  const unscanned = t.parts.length === 0 && version?.runId === ctx.runId &&
+    version.build === "incremental";
+  const fps = unscanned
+    ? [{
+      key: [],
+      rows: Number(
+        (await ctx.db.one<{ n: number }>(
+          `SELECT count(*)::BIGINT AS n FROM ${qualified(t.schema, t.name)}`,
+        ))?.n ?? 0,
+      ),
+      xor: "",
+      sum: "",
+    }]
+    : await fingerprints(ctx.db, t.schema, t.name, t.parts);
+  const plan: VersionPlan = {
+    fingerprints: fps,
+    reuse: [],
+    changed: fps,
+    duckdb,
+    columns,
+    version: version?.runId,
+  };
+  if (!same || previousDir === undefined || unscanned) return plan;
   const before = new Map(prev.partitions.map((p) => [keyText(p.key), p]));
   plan.changed = [];
   for (const fp of fps) {
     const old = before.get(keyText(fp.key));
-    if (old && sameRows(old, fp) && await allFilesThere(previousDir, old.files)) {
+    // An entry written without a fingerprint (xor "") is never matched by one.
+    if (old && old.xor !== "" && sameRows(old, fp) && await allFilesThere(previousDir, old.files)) {
       plan.reuse.push({ ...fp, files: old.files });
     } else plan.changed.push(fp);
   }

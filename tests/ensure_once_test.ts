@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openEngine } from "../core/engine.ts";
-import { ensureOnce } from "../core/_ensure_once.ts";
+import { ensureOnce } from "../core/ensure_once.ts";
 import { ensureLedger } from "../observability/ledger.ts";
 
 Deno.test("idempotent DDL runs once per connection, and again after a transaction that rolled it back", async () => {

@@ -243,3 +243,93 @@ Deno.test("the fingerprint tells apart partitions whose duplicate rows cancel ou
     db.close();
   }
 });
+
+const VERSIONED = `pipeline: shop
+lake: ./lake
+engine: { threads: 2 }
+sources:
+  orders: { format: csv, path: ./landing/orders, glob: "*.csv" }
+  notes: { format: csv, path: ./landing/notes, glob: "*.csv" }
+silver:
+  orders:
+    from: orders
+    key: [order_id]
+    order_by: updated_at
+    mode: merge
+    columns:
+      order_id: { type: BIGINT, nullable: false }
+      quantity: { type: INTEGER }
+      country: { type: VARCHAR }
+      updated_at: { type: TIMESTAMP }
+  notes:
+    from: notes
+    mode: append
+    columns:
+      note: { type: VARCHAR }
+gold:
+  per_country:
+    materialized: incremental
+    unique_key: country
+    sql: select country, count(*) as orders, sum(quantity) as units from orders group by all
+output:
+  tables:
+    per_country: {}
+`;
+
+Deno.test("an incremental model gold left unchanged is linked without a scan; one it changed is written, never linked by an unscanned entry", async () => {
+  const p = await makeProject(VERSIONED, {
+    "landing/orders/a.csv": baseOrders(),
+    "landing/notes/n0.csv": "note\nfirst\n",
+  });
+  await runOnce(p);
+  const published = async () => {
+    const file = join(p.dir, "lake/output/per_country", "_sluice_output.json");
+    return JSON.parse(await Deno.readTextFile(file));
+  };
+  const first = await inodes(p, "per_country");
+
+  // Silver changes, but not a table the model reads: gold keeps it, output links it.
+  await writeFile(p.dir, "landing/notes/n1.csv", "note\nhello\n");
+  const second = await runOnce(p);
+  assert.deepEqual(await inodes(p, "per_country"), first);
+  assert.equal(outputDetails(second, "per_country").files_linked, 1);
+  const firstRun = (await published()).source_version;
+  assert.equal(typeof firstRun, "string");
+
+  // Two increments that change one country each with the same row count (2 rows):
+  // each is written again, and the second is not mistaken for the first.
+  const seen: number[] = [...first.values()];
+  for (
+    const [i, line] of ["101,7,DE,2026-01-03 12:00:00", "102,9,US,2026-01-04 12:00:00"].entries()
+  ) {
+    await writeFile(
+      p.dir,
+      `landing/orders/inc${i}.csv`,
+      `order_id,quantity,country,updated_at\n${line}\n`,
+    );
+    const run = await runOnce(p);
+    const ino = (await inodes(p, "per_country")).get("part-00000.parquet")!;
+    assert.ok(!seen.includes(ino), `increment ${i} writes a new file`);
+    seen.push(ino);
+    assert.equal(outputDetails(run, "per_country").files_written, 1);
+    const m = await published();
+    assert.equal(m.partitions[0].xor, "", "an incrementally changed table is not scanned");
+    assert.notEqual(m.source_version, firstRun);
+  }
+  await writeFile(p.dir, "landing/notes/n2.csv", "note\nagain\n");
+  const last = await runOnce(p);
+  assert.equal(outputDetails(last, "per_country").files_linked, 1);
+
+  const fresh = await makeProject(VERSIONED, {
+    "landing/orders/a.csv": baseOrders(),
+    "landing/notes/n0.csv": "note\nfirst\n",
+    "landing/orders/inc0.csv":
+      "order_id,quantity,country,updated_at\n101,7,DE,2026-01-03 12:00:00\n",
+    "landing/orders/inc1.csv":
+      "order_id,quantity,country,updated_at\n102,9,US,2026-01-04 12:00:00\n",
+  });
+  await runOnce(fresh);
+  assert.deepEqual(await dataset(p, "per_country"), await dataset(fresh, "per_country"));
+  assert.deepEqual(await checksum(p, "per_country"), await checksum(fresh, "per_country"));
+  for (const q of [p, fresh]) await Deno.remove(q.dir, { recursive: true });
+});
