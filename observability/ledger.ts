@@ -20,7 +20,7 @@ import type { Engine } from "../core/engine.ts";
 import type { RunContext, StageResult } from "../core/run_context.ts";
 
 import { SLUICE_VERSION } from "../core/version.ts";
-import { ensureOnce } from "../core/_ensure_once.ts";
+import { ensureOnce } from "../core/ensure_once.ts";
 /** The version of Sluice written into the ledger (defined in `core/version.ts`). */
 export { SLUICE_VERSION };
 
