@@ -290,3 +290,33 @@ Deno.test("each shape pair's plain-SQL baseline lands, quarantines and models th
     db.close();
   }
 });
+
+Deno.test("the cost-curve picture in docs is drawn from the committed incremental results, one line per series", async () => {
+  const out = await Deno.makeTempFile({ suffix: ".svg" });
+  const files = ["100k", "1m", "10m"].map((s) => join(REPO, `bench/results_incremental_${s}.json`));
+  const run = await new Deno.Command("deno", {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      join(REPO, "bench/plot_incremental.ts"),
+      "--out",
+      out,
+      "--title",
+      "Sluice run time against lake size (2026-12-04)",
+      ...files,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+  const svg = await Deno.readTextFile(out);
+  await Deno.remove(out);
+  const lines = [...svg.matchAll(/data-series="(\w+)"[^>]*points="([^"]+)"/g)];
+  assert.deepEqual(lines.map((m) => m[1]), ["full", "increment", "noop"]);
+  for (const m of lines) assert.equal(m[2].split(" ").length, 3, m[1]);
+  // The increment's points lie below the full run's at every size.
+  const ys = (i: number) => lines[i][2].split(" ").map((p) => Number(p.split(",")[1]));
+  ys(0).forEach((y, k) => assert.ok(ys(1)[k] > y, `size ${k}`));
+  assert.equal(svg, await Deno.readTextFile(join(REPO, "docs/incremental_cost.svg")));
+});
