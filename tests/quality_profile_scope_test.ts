@@ -11,6 +11,7 @@ import { loadConfig } from "../core/config/mod.ts";
 import { withRun } from "../runtime/with_run.ts";
 import { runPipeline } from "../stages/pipeline.ts";
 import { configureLogging, resetLogging } from "../observability/logging.ts";
+import { EXACT_DISTINCT_MAX_ROWS } from "../quality/profile.ts";
 import { makeProject, type Project, query, writeFile } from "./_helpers.ts";
 
 const yaml = (scope: string) =>
@@ -172,4 +173,32 @@ Deno.test("scope changed profiles equal full profiles over random appends", asyn
     ),
     { numRuns: 6 },
   );
+});
+
+Deno.test("scope changed profiles of a large append-only table combine kept HyperLogLog states into the full estimate", async () => {
+  const projects = await pair();
+  try {
+    const n = EXACT_DISTINCT_MAX_ROWS + 10_000;
+    const rows = (from: number, count: number) =>
+      Array.from({ length: count }, (_, k) => {
+        const id = from + k;
+        return `${id},${id / 4},${id % 97},2026-01-0${1 + (id % 9)},2026-01-02 10:00,1.25,l${
+          id % 13
+        }`;
+      }).join("\n");
+    await step(projects, "run1", "a.csv", HEADER + rows(1, n) + "\n");
+    const second = await step(projects, "run2", "b.csv", HEADER + rows(n + 1, 3_000) + "\n");
+    assert.equal(second.method, "incremental");
+    const states = await query<{ c: string; r: string }>(
+      projects.changed,
+      `SELECT column_name AS c, run_id AS r FROM _sluice.profile_states ORDER BY 1`,
+    );
+    // id and amount are estimated (too many values): their states were combined and kept.
+    assert.deepEqual(states.filter((s) => ["id", "amount"].includes(s.c)), [
+      { c: "amount", r: "run2" },
+      { c: "id", r: "run2" },
+    ]);
+  } finally {
+    await cleanup(projects);
+  }
 });
