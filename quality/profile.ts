@@ -166,28 +166,45 @@ const NESTED = /(\[\]|\[\d+\])$|^(STRUCT|MAP|UNION|LIST)/i;
 export function profileSql(
   ref: { schema: string; table: string },
   columns: readonly ProfileColumn[],
-  options: { scope?: string; figures?: "all" | "distinct" | "additive"; states?: boolean } = {},
+  options: { scope?: string; states?: boolean } = {},
 ): string {
-  const parts = ["count(*)::BIGINT AS n"];
-  const figures = options.figures ?? "all";
-  columns.forEach((c, i) => {
-    const q = rawIdent(c.name);
-    if (figures !== "distinct") parts.push(`count(${q})::BIGINT AS nn_${i}`);
-    const distinct = c.exact ? `count(DISTINCT ${q})` : `approx_count_distinct(${q})`;
-    if (figures !== "additive") {
-      if (NESTED.test(c.type)) parts.push(`NULL::BIGINT AS d_${i}`);
-      // The estimate's HyperLogLog state instead, to keep (`finalize` gives the estimate).
-      else if (options.states && !c.exact) {
-        parts.push(`approx_count_distinct(${q}) EXPORT_STATE AS s_${i}`);
-      } else parts.push(`${distinct}::BIGINT AS d_${i}`);
-    }
-    if (figures === "distinct") return;
-    const ordered = isNumericType(c.type) || isTemporalType(c.type);
-    parts.push(ordered ? `CAST(min(${q}) AS VARCHAR) AS mn_${i}` : `NULL::VARCHAR AS mn_${i}`);
-    parts.push(ordered ? `CAST(max(${q}) AS VARCHAR) AS mx_${i}` : `NULL::VARCHAR AS mx_${i}`);
-  });
+  const parts = [
+    "count(*)::BIGINT AS n",
+    ...columns.flatMap((c, i) => columnParts(c, i, options.states ? "state" : "value")),
+  ];
   return `SELECT ${parts.join(", ")} FROM ${qualified(ref.schema, ref.table)} AS t` +
     (options.scope ? ` WHERE ${options.scope}` : "");
+}
+
+/**
+ * The aggregates of column `i`: its non-NULL count (`nn_i`), min and max
+ * (`mn_i`, `mx_i`, as text, numbers and times only) and its distinct count:
+ * `value` as `d_i`; `state`, the same but an estimate as its HyperLogLog
+ * state `s_i` (`finalize` gives the estimate); `change`, only an estimate's
+ * state (exact counts are not additive).
+ */
+function columnParts(
+  c: ProfileColumn,
+  i: number,
+  distinct: "value" | "state" | "change",
+): string[] {
+  const q = rawIdent(c.name);
+  const parts = [`count(${q})::BIGINT AS nn_${i}`];
+  if (keepsState(c) && distinct !== "value") {
+    parts.push(`approx_count_distinct(${q}) EXPORT_STATE AS s_${i}`);
+  } else if (distinct !== "change") {
+    parts.push(
+      NESTED.test(c.type)
+        ? `NULL::BIGINT AS d_${i}`
+        : c.exact
+        ? `count(DISTINCT ${q})::BIGINT AS d_${i}`
+        : `approx_count_distinct(${q})::BIGINT AS d_${i}`,
+    );
+  }
+  const ordered = isNumericType(c.type) || isTemporalType(c.type);
+  parts.push(ordered ? `CAST(min(${q}) AS VARCHAR) AS mn_${i}` : `NULL::VARCHAR AS mn_${i}`);
+  parts.push(ordered ? `CAST(max(${q}) AS VARCHAR) AS mx_${i}` : `NULL::VARCHAR AS mx_${i}`);
+  return parts;
 }
 
 /** Distinct counts of the table's columns in its latest stored profile. */
@@ -442,14 +459,11 @@ async function derive(
   ) return "columns changed";
   const ordered = (c: ProfileColumn) => isNumericType(c.type) || isTemporalType(c.type);
   // Figures of the old and new versions, one row each, with the new rows' states.
-  const parts = [`${change.old} AS old`, "count(*)::BIGINT AS n"];
-  columns.forEach((c, i) => {
-    const q = rawIdent(c.name);
-    parts.push(`count(${q})::BIGINT AS nn_${i}`);
-    parts.push(ordered(c) ? `CAST(min(${q}) AS VARCHAR) AS mn_${i}` : `NULL::VARCHAR AS mn_${i}`);
-    parts.push(ordered(c) ? `CAST(max(${q}) AS VARCHAR) AS mx_${i}` : `NULL::VARCHAR AS mx_${i}`);
-    if (keepsState(c)) parts.push(`approx_count_distinct(${q}) EXPORT_STATE AS s_${i}`);
-  });
+  const parts = [
+    `${change.old} AS old`,
+    "count(*)::BIGINT AS n",
+    ...columns.flatMap((c, i) => columnParts(c, i, "change")),
+  ];
   await db.run(
     `CREATE OR REPLACE TEMP TABLE _sluice_profile_change AS
      SELECT ${parts.join(", ")} FROM ${change.from} GROUP BY 1`,
