@@ -187,10 +187,10 @@ export async function auditLayer(
     doChecks && options.silverWrites !== undefined;
   for (const table of toProfile) {
     let appended: { filter: string; runId: string } | undefined;
-    let notAppended: string | undefined;
+    let notDerived: string | undefined;
     const merged = incremental ? deltaOf(ctx, table, options.silverWrites ?? []) : undefined;
     const delta = typeof merged === "object" ? merged.delta : undefined;
-    if (typeof merged === "string") notAppended = merged;
+    if (typeof merged === "string") notDerived = merged;
     else if (incremental && delta === undefined) {
       const names = (await ctx.db.all<{ name: string }>(
         `SELECT column_name AS name FROM duckdb_columns()
@@ -199,7 +199,7 @@ export async function auditLayer(
       )).map((c) => c.name);
       const a = await appendedRows(ctx, table, options.silverWrites ?? [], names);
       appended = typeof a === "string" ? undefined : { filter: a.filter, runId: ctx.runId };
-      notAppended = typeof a === "string" ? a : undefined;
+      notDerived = typeof a === "string" ? a : undefined;
     }
     const p = await profileTable(ctx.db, { layer, schema: layer, table }, {
       appended,
@@ -212,7 +212,7 @@ export async function auditLayer(
         ? SILVER_LINEAGE
         : undefined,
     });
-    if (notAppended !== undefined) Object.assign(p, { method: "full", fullReason: notAppended });
+    if (notDerived !== undefined) Object.assign(p, { method: "full", fullReason: notDerived });
     if (p.columns.length > 0) profiles.push(p);
   }
   observeProfiles(ctx, profiles);

@@ -10,13 +10,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { steppingClock } from "../core/clock.ts";
-import { loadConfig } from "../core/config/mod.ts";
-import { withRun } from "../runtime/with_run.ts";
-import { runPipeline } from "../stages/pipeline.ts";
-import { configureLogging, resetLogging } from "../observability/logging.ts";
 import { EXACT_DISTINCT_MAX_ROWS } from "../quality/profile.ts";
-import { makeProject, type Project, query, writeFile } from "./_helpers.ts";
+import { query } from "./_helpers.ts";
+import { profilePair } from "./_profile_pair.ts";
 
 const yaml = (scope: string) =>
   `pipeline: pdelta
@@ -70,58 +66,6 @@ function csv(items: readonly Item[], ver: number): string {
   ).join("\n") + "\n";
 }
 
-async function runIn(p: Project, runId: string): Promise<string | undefined> {
-  const config = await loadConfig(p.configFile);
-  const lines: Record<string, unknown>[] = [];
-  await configureLogging({ format: "json", write: (l) => lines.push(JSON.parse(l)) });
-  try {
-    await withRun(config, {
-      runId,
-      trigger: "test",
-      clock: steppingClock(new Date(Date.UTC(2026, 0, 3)), { stepMs: 1 }),
-    }, (ctx) => runPipeline(ctx));
-  } finally {
-    await resetLogging();
-  }
-  const audited = lines.find((l) => l.event === "layer_audited" && l.layer === "silver");
-  const profiles = audited?.profiles as Record<string, string>[] | undefined;
-  const found = profiles?.find((x) => x.table === "items");
-  return found?.method === "full" ? `full: ${found.full}` : found?.method;
-}
-
-async function profileOf(p: Project, runId: string) {
-  return (await query<Record<string, unknown>>(
-    p,
-    `SELECT column_name, column_type, row_count, null_count, null_ratio, distinct_approx,
-       min_value, max_value FROM _sluice.profiles
-     WHERE layer = 'silver' AND table_name = 'items' AND run_id = '${runId}'
-     ORDER BY column_name`,
-  )).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)])));
-}
-
-type Pair = { changed: Project; full: Project };
-
-async function pair(): Promise<Pair> {
-  return { changed: await makeProject(yaml("changed")), full: await makeProject(yaml("full")) };
-}
-
-async function cleanup(projects: Pair) {
-  for (const p of [projects.changed, projects.full]) await Deno.remove(p.dir, { recursive: true });
-}
-
-/** Lands the same file in both projects, runs both, compares the profiles; returns the method. */
-async function step(projects: Pair, runId: string, file: string, text: string) {
-  for (const p of [projects.changed, projects.full]) {
-    await writeFile(p.dir, `landing/items/${file}`, text);
-  }
-  const method = await runIn(projects.changed, runId);
-  await runIn(projects.full, runId);
-  const changed = await profileOf(projects.changed, runId);
-  assert.ok(changed.length > 0, `run ${runId} profiled`);
-  assert.deepEqual(changed, await profileOf(projects.full, runId), `run ${runId}`);
-  return { method, profile: changed };
-}
-
 const item = (id: number, o: Partial<Item> = {}): Item => ({
   id,
   amount: id / 4,
@@ -133,18 +77,12 @@ const item = (id: number, o: Partial<Item> = {}): Item => ({
 });
 
 Deno.test("a merge table's profile from its change set equals a full profile when updates take away the min, the max and the last row of a value", async () => {
-  const projects = await pair();
+  const projects = await profilePair(yaml, "items");
   try {
-    const first = await step(
-      projects,
-      "run1",
-      "a.csv",
-      csv([1, 2, 3, 4, 5].map((i) => item(i)), 1),
-    );
+    const first = await projects.step("run1", "a.csv", csv([1, 2, 3, 4, 5].map((i) => item(i)), 1));
     assert.equal(first.method, "full: rebuilt", "first build");
     // id 1 held the min qty and amount, id 5 the max day; label "l2" lives in ids 2 and 5 only.
-    const second = await step(
-      projects,
+    const second = await projects.step(
       "run2",
       "b.csv",
       csv([
@@ -162,12 +100,11 @@ Deno.test("a merge table's profile from its change set equals a full profile whe
     assert.equal(get("amount").null_count, "1");
     assert.equal(get("id").row_count, "6");
     // A run that lands nothing for the table, then one that only re-sends a row as it was.
-    const third = await step(projects, "run3", "c.csv", csv([item(3)], 3));
+    const third = await projects.step("run3", "c.csv", csv([item(3)], 3));
     assert.equal(third.method, "delta");
     // b.csv is sent again without id 5's row: its rows are retracted and id 5 is back
     // to its version of a.csv, the others take the new rows.
-    const fourth = await step(
-      projects,
+    const fourth = await projects.step(
       "run4",
       "b.csv",
       csv([item(1, { qty: 9 }), item(2, { label: "l9" }), item(7)], 2),
@@ -175,7 +112,7 @@ Deno.test("a merge table's profile from its change set equals a full profile whe
     assert.equal(fourth.method, "delta");
     assert.equal(fourth.profile.find((c) => c.column_name === "day")!.max_value, "2026-01-08");
   } finally {
-    await cleanup(projects);
+    await projects.cleanup();
   }
 });
 
@@ -195,17 +132,17 @@ Deno.test("a merge table's profile from its change set equals a full profile ove
         maxLength: 4,
       }),
       async (batches) => {
-        const projects = await pair();
+        const projects = await profilePair(yaml, "items");
         try {
           for (const [i, batch] of batches.entries()) {
-            const { method } = await step(projects, `run${i}`, `f${i}.csv`, csv(batch, i + 1));
+            const { method } = await projects.step(`run${i}`, `f${i}.csv`, csv(batch, i + 1));
             // A first build, or a run that wrote nothing to the table, is profiled in full.
             if (i > 0 && batches[0].length > 0 && batch.length > 0) {
               assert.equal(method, "delta", `run${i}`);
             }
           }
         } finally {
-          await cleanup(projects);
+          await projects.cleanup();
         }
       },
     ),
@@ -215,13 +152,13 @@ Deno.test("a merge table's profile from its change set equals a full profile ove
 
 Deno.test("estimated distinct counts of a large merge table from kept HyperLogLog states equal a full estimate", async () => {
   const n = EXACT_DISTINCT_MAX_ROWS + 20_000;
-  const projects = await pair();
+  const projects = await profilePair(yaml, "items");
   try {
     const base = Array.from({ length: n }, (_, k) => item(k + 1, { label: `l${k % 50}` }));
-    await step(projects, "run1", "a.csv", csv(base, 1));
+    await projects.step("run1", "a.csv", csv(base, 1));
     // Inserts only: each estimated column's kept state is combined with the new rows'.
     const inserts = Array.from({ length: 2_000 }, (_, k) => item(n + k + 1));
-    const second = await step(projects, "run2", "b.csv", csv(inserts, 2));
+    const second = await projects.step("run2", "b.csv", csv(inserts, 2));
     assert.equal(second.method, "delta");
     const states = await query<{ c: string; r: string }>(
       projects.changed,
@@ -230,9 +167,9 @@ Deno.test("estimated distinct counts of a large merge table from kept HyperLogLo
     assert.ok(states.some((s) => s.c === "big" && s.r === "run2"), JSON.stringify(states));
     // Updates that take values of `big` away: that column's state is read again.
     const updates = Array.from({ length: 2_000 }, (_, k) => item(k * 3 + 1, { big: -k }));
-    const third = await step(projects, "run3", "c.csv", csv(updates, 3));
+    const third = await projects.step("run3", "c.csv", csv(updates, 3));
     assert.equal(third.method, "delta");
   } finally {
-    await cleanup(projects);
+    await projects.cleanup();
   }
 });

@@ -6,13 +6,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { steppingClock } from "../core/clock.ts";
-import { loadConfig } from "../core/config/mod.ts";
-import { withRun } from "../runtime/with_run.ts";
-import { runPipeline } from "../stages/pipeline.ts";
-import { configureLogging, resetLogging } from "../observability/logging.ts";
 import { EXACT_DISTINCT_MAX_ROWS } from "../quality/profile.ts";
-import { makeProject, type Project, query, writeFile } from "./_helpers.ts";
+import { query } from "./_helpers.ts";
+import { profilePair } from "./_profile_pair.ts";
 
 const yaml = (scope: string) =>
   `pipeline: pscope
@@ -39,79 +35,17 @@ silver:
 
 const HEADER = "id,amount,qty,day,at,price,label\n";
 
-async function runIn(p: Project, runId: string): Promise<void> {
-  const config = await loadConfig(p.configFile);
-  await withRun(config, {
-    runId,
-    trigger: "test",
-    clock: steppingClock(new Date(Date.UTC(2026, 0, 3)), { stepMs: 1 }),
-  }, (ctx) => runPipeline(ctx));
-}
-
-async function profileOf(p: Project, runId: string) {
-  return (await query<Record<string, unknown>>(
-    p,
-    `SELECT column_name, column_type, row_count, null_count, null_ratio, distinct_approx,
-       min_value, max_value FROM _sluice.profiles
-     WHERE layer = 'silver' AND table_name = 'events' AND run_id = '${runId}'
-     ORDER BY column_name`,
-  )).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)])));
-}
-
-/** Drops the same file into both projects, runs both, compares the silver profiles. */
-async function step(
-  projects: { changed: Project; full: Project },
-  runId: string,
-  file: string,
-  text: string,
-) {
-  for (const p of [projects.changed, projects.full]) {
-    await writeFile(p.dir, `landing/events/${file}`, text);
-  }
-  const method = await methodOf(projects.changed, runId);
-  await runIn(projects.full, runId);
-  const changed = await profileOf(projects.changed, runId);
-  assert.ok(changed.length > 0, `run ${runId} profiled`);
-  assert.deepEqual(changed, await profileOf(projects.full, runId), `run ${runId}`);
-  return { profile: changed, method };
-}
-
-async function pair() {
-  return { changed: await makeProject(yaml("changed")), full: await makeProject(yaml("full")) };
-}
-
-async function cleanup(projects: { changed: Project; full: Project }) {
-  for (const p of [projects.changed, projects.full]) await Deno.remove(p.dir, { recursive: true });
-}
-
-/** How the silver profile of events was taken in one run, from its `layer_audited` event. */
-async function methodOf(p: Project, runId: string): Promise<string | undefined> {
-  const lines: Record<string, unknown>[] = [];
-  await configureLogging({ format: "json", write: (l) => lines.push(JSON.parse(l)) });
-  try {
-    await runIn(p, runId);
-  } finally {
-    await resetLogging();
-  }
-  const audited = lines.find((l) => l.event === "layer_audited" && l.layer === "silver");
-  const profiles = audited?.profiles as { table: string; method: string }[] | undefined;
-  const found = profiles?.find((x) => x.table === "events") as Record<string, string> | undefined;
-  return found?.method === "full" ? `full: ${found.full}` : found?.method;
-}
-
 Deno.test("scope changed profiles of appended rows equal a full profile: first NULL, new min and max", async () => {
-  const projects = await pair();
+  const projects = await profilePair(yaml, "events");
   try {
-    const first = await step(
-      projects,
+    const first = await projects.step(
       "run1",
       "a.csv",
       HEADER +
         "1,1.5,3,2026-01-02,2026-01-02 10:00,1.25,x\n2,2.5,4,2026-01-03,2026-01-03 10:00,2.50,y\n",
     );
     // New rows: the first NULL of amount, a new min qty, a new max day/at/price.
-    const second = await step(
-      projects,
+    const second = await projects.step(
       "run2",
       "b.csv",
       HEADER + "3,,1,2026-02-01,2026-02-01 11:30,9.99,x\n4,0.25,7,2025-12-31,2026-01-01 00:00,,z\n",
@@ -122,10 +56,10 @@ Deno.test("scope changed profiles of appended rows equal a full profile: first N
     assert.equal(amount.null_count, "1");
     assert.equal(amount.min_value, "0.25");
     // A run that consumes nothing new, then more rows.
-    const third = await step(projects, "run3", "c.csv", HEADER + "5,-3,,,,-1.00,\n");
+    const third = await projects.step("run3", "c.csv", HEADER + "5,-3,,,,-1.00,\n");
     assert.equal(third.method, "incremental");
   } finally {
-    await cleanup(projects);
+    await projects.cleanup();
   }
 });
 
@@ -140,7 +74,7 @@ Deno.test("scope changed profiles equal full profiles over random appends", asyn
     fc.asyncProperty(
       fc.array(fc.array(cell, { minLength: 0, maxLength: 6 }), { minLength: 2, maxLength: 4 }),
       async (batches) => {
-        const projects = await pair();
+        const projects = await profilePair(yaml, "events");
         try {
           let id = 0;
           for (const [i, batch] of batches.entries()) {
@@ -159,15 +93,10 @@ Deno.test("scope changed profiles equal full profiles over random appends", asyn
               ]
                 .join(",");
             });
-            for (const p of [projects.changed, projects.full]) {
-              await writeFile(p.dir, `landing/events/f${i}.csv`, HEADER + lines.join("\n") + "\n");
-              await runIn(p, `run${i}`);
-            }
-            const changed = await profileOf(projects.changed, `run${i}`);
-            assert.deepEqual(changed, await profileOf(projects.full, `run${i}`), `run${i}`);
+            await projects.step(`run${i}`, `f${i}.csv`, HEADER + lines.join("\n") + "\n");
           }
         } finally {
-          await cleanup(projects);
+          await projects.cleanup();
         }
       },
     ),
@@ -176,7 +105,7 @@ Deno.test("scope changed profiles equal full profiles over random appends", asyn
 });
 
 Deno.test("scope changed profiles of a large append-only table combine kept HyperLogLog states into the full estimate", async () => {
-  const projects = await pair();
+  const projects = await profilePair(yaml, "events");
   try {
     const n = EXACT_DISTINCT_MAX_ROWS + 10_000;
     const rows = (from: number, count: number) =>
@@ -186,8 +115,8 @@ Deno.test("scope changed profiles of a large append-only table combine kept Hype
           id % 13
         }`;
       }).join("\n");
-    await step(projects, "run1", "a.csv", HEADER + rows(1, n) + "\n");
-    const second = await step(projects, "run2", "b.csv", HEADER + rows(n + 1, 3_000) + "\n");
+    await projects.step("run1", "a.csv", HEADER + rows(1, n) + "\n");
+    const second = await projects.step("run2", "b.csv", HEADER + rows(n + 1, 3_000) + "\n");
     assert.equal(second.method, "incremental");
     const states = await query<{ c: string; r: string }>(
       projects.changed,
@@ -199,6 +128,6 @@ Deno.test("scope changed profiles of a large append-only table combine kept Hype
       { c: "id", r: "run2" },
     ]);
   } finally {
-    await cleanup(projects);
+    await projects.cleanup();
   }
 });
